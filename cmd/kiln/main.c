@@ -1,0 +1,69 @@
+/*
+ * main.c: kiln's entry point. Global options come before the command; each command parses its own
+ * flags. The command table below is the whole CLI surface.
+ */
+#include <getopt.h>
+
+#include "base/base.h"
+#include "cmd/kiln/commands.h"
+
+static const kiln_cmd commands[] = {
+        {"version", kiln_cmd_version, "Show the kiln version and its libraries"},
+        {"debug", kiln_cmd_debug, "Low-level tools: dump and make LLB, run a sandbox"},
+        {"dockerfile", kiln_cmd_dockerfile, "Dockerfile tools: parse and dump the AST"},
+        {NULL, NULL, NULL},
+};
+
+static void
+print_table(FILE *out, const kiln_cmd *table, const char *group)
+{
+    fprintf(out, "Usage: %s COMMAND [OPTIONS]\n\nCommands:\n", group);
+    for (const kiln_cmd *c = table; c->name; c++)
+        fprintf(out, "  %-12s %s\n", c->name, c->summary);
+    fprintf(out, "\nRun '%s COMMAND --help' for more information on a command.\n", group);
+}
+
+int
+kiln_cmd_dispatch(const kiln_cmd *table, const char *group, int argc, char **argv)
+{
+    if (argc < 1 || strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0 ||
+        strcmp(argv[0], "help") == 0) {
+        print_table(argc < 1 ? stderr : stdout, table, group);
+        return argc < 1 ? KILN_EXIT_USAGE : KILN_EXIT_OK;
+    }
+    for (const kiln_cmd *c = table; c->name; c++) {
+        if (strcmp(c->name, argv[0]) == 0)
+            return c->fn(argc, argv);
+    }
+    fprintf(stderr, "kiln: unknown command '%s' for '%s'\nRun '%s --help' for usage.\n", argv[0],
+            group, group);
+    return KILN_EXIT_USAGE;
+}
+
+void
+kiln_cmd_report(const kiln_error *e)
+{
+    cleanup_free char *msg = NULL;
+
+    if (!e) {
+        fprintf(stderr, "kiln: unknown error\n");
+        return;
+    }
+    msg = kiln_error_format(e);
+    fprintf(stderr, "kiln: %s\n", msg);
+}
+
+int
+main(int argc, char **argv)
+{
+    cleanup_kiln_error kiln_error *err = NULL;
+    const char *spec = getenv("KILN_LOG");
+
+    if (spec && kiln_log_configure(spec, &err) < 0) {
+        kiln_cmd_report(err);
+        return KILN_EXIT_USAGE;
+    }
+    if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0))
+        return kiln_cmd_version(1, argv + 1);
+    return kiln_cmd_dispatch(commands, "kiln", argc - 1, argv + 1);
+}
