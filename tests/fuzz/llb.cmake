@@ -1,0 +1,1 @@
+kiln_fuzzer(llb_decode LIBS kiln_llb)
