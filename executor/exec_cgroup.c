@@ -1,0 +1,225 @@
+/*
+ * exec_cgroup.c: one cgroup per run, under a `kiln` parent, carrying the step's memory, pids and
+ * cpu limits. On a unified (v2) hierarchy that is /sys/fs/cgroup/kiln/<name> with memory.max,
+ * pids.max, cpu.max and cgroup.kill; on a v1/hybrid host it is kiln/<name> in each of the pids,
+ * memory and cpu controllers that a limit needs. Destroying kills what is left (cgroup.kill, or
+ * SIGKILL to every pid in cgroup.procs on v1), waits for the cgroup to empty and removes it.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+
+#include <linux/magic.h>
+
+#define KILN_LOG_DOMAIN "executor"
+#include "base/base.h"
+#include "executor/exec_internal.h"
+
+#define CGROUP_ROOT "/sys/fs/cgroup"
+
+static int
+write_file(const char *dir, const char *file, const char *value, kiln_error **err)
+{
+    cleanup_free char *path = xasprintf("%s/%s", dir, file);
+    cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+    size_t len = strlen(value);
+
+    if (fd < 0)
+        return kiln_error_errno(err, errno, "cgroup: open %s", path);
+    if (write(fd, value, len) != (ssize_t)len)
+        return kiln_error_errno(err, errno, "cgroup: write `%s` to %s", value, path);
+    return 0;
+}
+
+static bool
+is_cgroup2(const char *path)
+{
+    struct statfs sf;
+
+    return statfs(path, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+static int
+make_dir(kiln_exec_cgroup *cg, const char *hier, const char *name, kiln_error **err)
+{
+    cleanup_free char *parent = xasprintf("%s/kiln", hier);
+    cleanup_free char *dir = xasprintf("%s/%s", parent, name);
+    size_t n = 0;
+
+    if (mkdir(parent, 0755) < 0 && errno != EEXIST)
+        return kiln_error_errno(err, errno, "cgroup: mkdir %s", parent);
+    if (mkdir(dir, 0755) < 0)
+        return kiln_error_errno(err, errno, "cgroup: mkdir %s", dir);
+    while (cg->dirs[n])
+        n++;
+    kiln_assert(n + 1 < sizeof(cg->dirs) / sizeof(cg->dirs[0]));
+    cg->dirs[n] = steal_pointer(&dir);
+    return 0;
+}
+
+static int
+create_v2(kiln_exec_cgroup *cg, const char *name, const kiln_exec_spec *spec, kiln_error **err)
+{
+    cleanup_free char *parent = xasprintf("%s/kiln", CGROUP_ROOT);
+    char val[64];
+    int ret;
+
+    cg->v2 = true;
+    ret = make_dir(cg, CGROUP_ROOT, name, err);
+    if (ret < 0)
+        return ret;
+    /* enable the controllers for kiln's children; already-enabled ones are fine */
+    (void)write_file(CGROUP_ROOT, "cgroup.subtree_control", "+memory +pids +cpu", NULL);
+    (void)write_file(parent, "cgroup.subtree_control", "+memory +pids +cpu", NULL);
+    if (spec->memory_max) {
+        snprintf(val, sizeof(val), "%llu", (unsigned long long)spec->memory_max);
+        ret = write_file(cg->dirs[0], "memory.max", val, err);
+        if (ret == 0)
+            (void)write_file(cg->dirs[0], "memory.swap.max", "0", NULL);
+    }
+    if (ret == 0 && spec->pids_max) {
+        snprintf(val, sizeof(val), "%llu", (unsigned long long)spec->pids_max);
+        ret = write_file(cg->dirs[0], "pids.max", val, err);
+    }
+    if (ret == 0 && spec->cpu_quota_us) {
+        snprintf(val, sizeof(val), "%llu %llu", (unsigned long long)spec->cpu_quota_us,
+                 (unsigned long long)(spec->cpu_period_us ? spec->cpu_period_us : 100000));
+        ret = write_file(cg->dirs[0], "cpu.max", val, err);
+    }
+    return ret;
+}
+
+static int
+create_v1(kiln_exec_cgroup *cg, const char *name, const kiln_exec_spec *spec, kiln_error **err)
+{
+    char val[64];
+    int ret = 0;
+    size_t n = 0;
+
+    if (spec->pids_max) {
+        ret = make_dir(cg, CGROUP_ROOT "/pids", name, err);
+        snprintf(val, sizeof(val), "%llu", (unsigned long long)spec->pids_max);
+        ret = ret ? ret : write_file(cg->dirs[n++], "pids.max", val, err);
+    }
+    if (ret == 0 && spec->memory_max) {
+        ret = make_dir(cg, CGROUP_ROOT "/memory", name, err);
+        snprintf(val, sizeof(val), "%llu", (unsigned long long)spec->memory_max);
+        ret = ret ? ret : write_file(cg->dirs[n++], "memory.limit_in_bytes", val, err);
+    }
+    if (ret == 0 && spec->cpu_quota_us) {
+        ret = make_dir(cg, CGROUP_ROOT "/cpu", name, err);
+        snprintf(val, sizeof(val), "%llu",
+                 (unsigned long long)(spec->cpu_period_us ? spec->cpu_period_us : 100000));
+        ret = ret ? ret : write_file(cg->dirs[n], "cpu.cfs_period_us", val, err);
+        snprintf(val, sizeof(val), "%llu", (unsigned long long)spec->cpu_quota_us);
+        ret = ret ? ret : write_file(cg->dirs[n], "cpu.cfs_quota_us", val, err);
+    }
+    return ret;
+}
+
+/* Create the run's cgroup (see exec_internal.h). */
+int
+kiln_exec_cgroup_create(kiln_exec_cgroup *cg, const char *name, const kiln_exec_spec *spec,
+                        kiln_error **err)
+{
+    int ret;
+
+    memset(cg, 0, sizeof(*cg));
+    if (is_cgroup2(CGROUP_ROOT))
+        ret = create_v2(cg, name, spec, err);
+    else
+        ret = create_v1(cg, name, spec, err);
+    if (ret < 0) {
+        kiln_exec_cgroup_destroy(cg, NULL);
+        return ret;
+    }
+    return 0;
+}
+
+/* Join (see exec_internal.h). Only async-signal-safe calls: it runs in the forked child. */
+int
+kiln_exec_cgroup_enter(const kiln_exec_cgroup *cg, pid_t pid)
+{
+    char path[512];
+    char val[32];
+    int len = snprintf(val, sizeof(val), "%d", (int)pid);
+
+    for (size_t i = 0; cg->dirs[i]; i++) {
+        int fd;
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "%s/cgroup.procs", cg->dirs[i]);
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        n = write(fd, val, (size_t)len);
+        if (n != len) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        close(fd);
+    }
+    return 0;
+}
+
+/* SIGKILL every pid listed in dir/cgroup.procs. Returns how many were listed. */
+static int
+kill_procs(const char *dir)
+{
+    cleanup_free char *path = xasprintf("%s/cgroup.procs", dir);
+    cleanup_file FILE *f = fopen(path, "re");
+    int pid, n = 0;
+
+    if (!f)
+        return 0;
+    while (fscanf(f, "%d", &pid) == 1) {
+        if (pid > 0)
+            kill(pid, SIGKILL);
+        n++;
+    }
+    return n;
+}
+
+/* Destroy (see exec_internal.h). */
+int
+kiln_exec_cgroup_destroy(kiln_exec_cgroup *cg, kiln_error **err)
+{
+    int ret = 0;
+
+    for (size_t i = 0; cg->dirs[i]; i++) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        int tries = 400; /* 2 s */
+
+        if (cg->v2)
+            (void)write_file(cg->dirs[i], "cgroup.kill", "1", NULL);
+        while (rmdir(cg->dirs[i]) < 0 && errno == EBUSY && tries-- > 0) {
+            kill_procs(cg->dirs[i]);
+            nanosleep(&ts, NULL);
+        }
+        if (access(cg->dirs[i], F_OK) == 0 && ret == 0)
+            ret = kiln_error_errno(err, errno, "cgroup: remove %s", cg->dirs[i]);
+        free(cg->dirs[i]);
+        cg->dirs[i] = NULL;
+    }
+    return ret;
+}
+
+/* Whether the pids controller refused a fork (see exec_internal.h). */
+bool
+kiln_exec_cgroup_pids_hit(const kiln_exec_cgroup *cg)
+{
+    for (size_t i = 0; cg->dirs[i]; i++) {
+        cleanup_free char *path = xasprintf("%s/pids.events", cg->dirs[i]);
+        cleanup_file FILE *f = fopen(path, "re");
+        char key[32];
+        unsigned long long v;
+
+        while (f && fscanf(f, "%31s %llu", key, &v) == 2)
+            if (strcmp(key, "max") == 0 && v > 0)
+                return true;
+    }
+    return false;
+}

@@ -1,0 +1,1 @@
+kiln_fuzzer(exec_user LIBS kiln_executor)
