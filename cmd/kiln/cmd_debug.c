@@ -6,6 +6,10 @@
 #include "cmd/kiln/commands.h"
 
 static const kiln_cmd debug_commands[] = {
+        {"run", kiln_cmd_debug_run, "Run one command in the sandbox"},
+        {"fsck", kiln_cmd_debug_fsck, "Check the consistency of a state dir"},
+        {"dump-llb", kiln_cmd_debug_dump_llb, "Print an LLB definition (text or JSON lines)"},
+        {"make-llb", kiln_cmd_debug_make_llb, "Write an example LLB definition"},
         {NULL, NULL, NULL},
 };
 

@@ -5,6 +5,7 @@
 #include "cmd/kiln/commands.h"
 
 static const kiln_cmd dockerfile_commands[] = {
+        {"parse", kiln_cmd_dockerfile_parse, "Parse a Dockerfile and print its AST"},
         {NULL, NULL, NULL},
 };
 

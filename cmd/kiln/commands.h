@@ -29,5 +29,10 @@ void kiln_cmd_report(const struct kiln_error *e);
 int kiln_cmd_version(int argc, char **argv);
 int kiln_cmd_debug(int argc, char **argv);
 int kiln_cmd_dockerfile(int argc, char **argv);
+int kiln_cmd_dockerfile_parse(int argc, char **argv);
+int kiln_cmd_debug_run(int argc, char **argv);
+int kiln_cmd_debug_dump_llb(int argc, char **argv);
+int kiln_cmd_debug_make_llb(int argc, char **argv);
+int kiln_cmd_debug_fsck(int argc, char **argv);
 
 #endif

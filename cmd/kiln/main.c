@@ -3,6 +3,7 @@
  * flags. The command table below is the whole CLI surface.
  */
 #include <getopt.h>
+#include <signal.h>
 
 #include "base/base.h"
 #include "cmd/kiln/commands.h"
@@ -58,6 +59,10 @@ main(int argc, char **argv)
 {
     cleanup_kiln_error kiln_error *err = NULL;
     const char *spec = getenv("KILN_LOG");
+
+    /* A closed pipe (a registry hanging up, `kiln ... | head`) must be an EPIPE error, not a
+     * silent death: libcurl runs with CURLOPT_NOSIGNAL because kiln is threaded. */
+    signal(SIGPIPE, SIG_IGN);
 
     if (spec && kiln_log_configure(spec, &err) < 0) {
         kiln_cmd_report(err);

@@ -1,0 +1,2 @@
+kiln_fuzzer(dockerfile_parse LIBS kiln_frontend_dockerfile)
+kiln_fuzzer(dockerfile_shell_expand LIBS kiln_frontend_dockerfile)
