@@ -1,0 +1,1 @@
+kiln_fuzzer(cache_record LIBS kiln_cache PkgConfig::LMDB)
