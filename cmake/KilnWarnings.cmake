@@ -15,6 +15,12 @@ if(KILN_SANITIZE)
   add_link_options(-fsanitize=${KILN_SANITIZE})
 endif()
 
+# With fuzzers on, every kiln library gets coverage instrumentation so libFuzzer is not blind to
+# the code under test (the fuzzer binaries add the libFuzzer runtime at link time).
+if(KILN_BUILD_FUZZERS AND CMAKE_C_COMPILER_ID MATCHES "Clang")
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
 # kiln_target(TARGET): kiln's warnings, include root and feature macros for one of our own targets.
 function(kiln_target tgt)
   target_compile_options(${tgt} PRIVATE ${KILN_C_WARNINGS})
