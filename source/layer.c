@@ -27,9 +27,9 @@
 #include "source/layer.h"
 #include "source/layer_internal.h"
 
-#define WH_PREFIX  ".wh."
-#define WH_OPAQUE  ".wh..wh..opq"
-#define MAX_DEPTH  256
+#define WH_PREFIX ".wh."
+#define WH_OPAQUE ".wh..wh..opq"
+#define MAX_DEPTH 256
 
 typedef struct dir_time {
     char *path;
