@@ -112,7 +112,7 @@ test_executor_plan__user_mounts_in_order(void **state)
     kiln_exec_plan plan;
     kiln_error *e = NULL;
     const kiln_plan_mount *m;
-    size_t i_data, i_tmp, i_sys, i_mask;
+    size_t i_data = 0, i_tmp = 0, i_sys = 0, i_mask = 0;
 
     (void)state;
     spec.rootfs = "/r";
