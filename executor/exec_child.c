@@ -327,9 +327,16 @@ mount_rootfs(const kiln_exec_child_ctx *ctx)
 {
     const kiln_exec_plan *plan = ctx->plan;
 
-    /* nothing we mount may propagate back to the host */
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    /* nothing we mount may propagate back to the host. In a chroot whose root is not a mount
+     * point this fails with EINVAL, and nothing else is safe: a mount made under a shared parent
+     * would leak into the host's namespace (runc and bubblewrap refuse to run there too). */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        if (errno == EINVAL)
+            child_die(ctx->sync_fd, KILN_EUNSUPPORTED, 0,
+                      "make / private: / is not a mount point (running in a chroot?): kiln's "
+                      "sandbox needs the root directory to be a mount, as runc and bubblewrap do");
         die_errno(ctx, "make / private");
+    }
     if (plan->rootfs_overlay) {
         if (mount("overlay", ctx->rootfs_mnt, "overlay", 0, plan->rootfs_data) < 0)
             die_errno(ctx, "mount overlay rootfs");

@@ -10,6 +10,7 @@ static const kiln_cmd debug_commands[] = {
         {"fsck", kiln_cmd_debug_fsck, "Check the consistency of a state dir"},
         {"dump-llb", kiln_cmd_debug_dump_llb, "Print an LLB definition (text or JSON lines)"},
         {"make-llb", kiln_cmd_debug_make_llb, "Write an example LLB definition"},
+        {"solve", kiln_cmd_debug_solve, "Solve an LLB definition with the embedded engine"},
         {NULL, NULL, NULL},
 };
 

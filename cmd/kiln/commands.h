@@ -34,5 +34,6 @@ int kiln_cmd_debug_run(int argc, char **argv);
 int kiln_cmd_debug_dump_llb(int argc, char **argv);
 int kiln_cmd_debug_make_llb(int argc, char **argv);
 int kiln_cmd_debug_fsck(int argc, char **argv);
+int kiln_cmd_debug_solve(int argc, char **argv);
 
 #endif

@@ -24,6 +24,7 @@
 #include "base/fs.h"
 #include "base/path.h"
 #include "executor/executor.h"
+#include "tests/helpers/sandbox_check.h"
 
 static char *tmp_root;  /* the test's temp dir */
 static char *rootfs;    /* tmp_root/rootfs */
@@ -1047,5 +1048,6 @@ main(void)
             cmocka_unit_test(test_executor_sandbox__concurrent_runs_independent),
     };
 
+    kiln_test_require_sandbox();
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

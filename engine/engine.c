@@ -1,0 +1,582 @@
+/*
+ * engine.c: the composition root. An engine owns the state store (cache/) and one solver whose
+ * op and cache tables are filled in here: a solve loads an LLB Definition (llb/), turns every op
+ * into a solver vertex (digest = the op's digest, inputs = Op.inputs, one output per op except
+ * exec, which has one per mount with an output), starts at the terminal op's input and waits.
+ *
+ * Results are refcounted handles around committed snapshot ids. Cache keys from the solver map
+ * to snapshots as "<key>#<output>" in the store. Every snapshot an engine commits is held by the
+ * engine's lease (released when the engine closes), so a concurrent prune cannot remove it before
+ * a cache key refers to it.
+ *
+ * Cache map base of a vertex: "sha256:" of "kiln.engine.op.v1\n" + the Go-deterministic encoding
+ * of its Op with Op.inputs removed (the solver adds the inputs' keys), + "\n" + an op-specific
+ * extra when the bytes do not say everything (a local source's content checksum, the manifest
+ * digest an oci-layout tag resolved to).
+ */
+#define KILN_LOG_DOMAIN "engine"
+
+#include <stdatomic.h>
+
+#include "base/buf.h"
+#include "base/digest.h"
+#include "base/fs.h"
+#include "base/path.h"
+#include "engine/engine_internal.h"
+#include "kiln/engine.h"
+
+#include "base/base.h"
+
+struct kiln_engine_result {
+    kiln_solver_result *r;
+};
+
+static atomic_uint lease_counter;
+
+/* ---- results ------------------------------------------------------------------------------ */
+
+kiln_solver_result *
+engine_result_new(const char *id)
+{
+    kiln_solver_result *r = xnew(kiln_solver_result);
+
+    atomic_init(&r->refs, 1);
+    kiln_strlcpy(r->id, id, sizeof(r->id));
+    return r;
+}
+
+void
+engine_result_unref(kiln_solver_result *r)
+{
+    if (r && atomic_fetch_sub(&r->refs, 1) == 1)
+        free(r);
+}
+
+static void
+op_result_ref(kiln_solver_result *r, void *payload)
+{
+    (void)payload;
+    atomic_fetch_add(&r->refs, 1);
+}
+
+static void
+op_result_unref(kiln_solver_result *r, void *payload)
+{
+    (void)payload;
+    engine_result_unref(r);
+}
+
+void
+engine_hold(kiln_engine *e, const char *id)
+{
+    cleanup_kiln_error kiln_error *tmp = NULL;
+    cleanup_free char *target = xasprintf("snapshot:%s", id);
+
+    if (kiln_cache_lease_add(e->cache, e->lease, target, &tmp) < 0)
+        kiln_log_warn("lease %s: %s", target, tmp->msg);
+}
+
+/* ---- the cache table ------------------------------------------------------------------------ */
+
+static int
+cache_lookup(bool *found, const char *key, void *payload, kiln_error **err)
+{
+    kiln_engine *e = payload;
+    cleanup_free char *k = xasprintf("%s#0", key);
+    kiln_cache_result res = {0};
+    kiln_error *tmp = NULL;
+    int ret;
+
+    ret = kiln_cache_key_get(&res, e->cache, k, &tmp);
+    kiln_cache_result_dispose(&res);
+    *found = ret == 0;
+    if (ret == KILN_ENOTFOUND) {
+        kiln_error_free(&tmp);
+        return 0;
+    }
+    if (ret < 0)
+        kiln_error_move(err, &tmp);
+    return ret < 0 ? ret : 0;
+}
+
+static int
+cache_load(kiln_solver_result **out, const char *key, unsigned output, void *payload,
+           kiln_error **err)
+{
+    kiln_engine *e = payload;
+    cleanup_free char *k = xasprintf("%s#%u", key, output);
+    kiln_cache_result res = {0};
+    int ret;
+
+    ret = kiln_cache_key_get(&res, e->cache, k, err);
+    if (ret < 0)
+        return ret;
+    *out = engine_result_new(res.snapshot_id);
+    kiln_cache_result_dispose(&res);
+    return 0;
+}
+
+static int
+cache_save(const char *key, unsigned output, kiln_solver_result *r, void *payload, kiln_error **err)
+{
+    kiln_engine *e = payload;
+    cleanup_free char *k = xasprintf("%s#%u", key, output);
+
+    return kiln_cache_key_put(e->cache, k, r->id, err);
+}
+
+static const kiln_cache_ops engine_cache_ops = {
+        .version = KILN_CACHE_OPS_VERSION,
+        .lookup = cache_lookup,
+        .load = cache_load,
+        .save = cache_save,
+};
+
+/* ---- the op table --------------------------------------------------------------------------- */
+
+static char *
+op_base_digest(const Pb__Op *op, const char *extra)
+{
+    Pb__Op copy = *op;
+    kiln_buf b = KILN_BUF_INIT;
+    kiln_sha256 d;
+
+    copy.n_inputs = 0;
+    copy.inputs = NULL;
+    kiln_buf_puts(&b, "kiln.engine.op.v1\n", NULL);
+    kiln_llb_encode(&b, &copy.base);
+    if (extra)
+        kiln_buf_printf(&b, NULL, "\n%s", extra);
+    kiln_sha256_buf(&d, b.ptr, b.len);
+    kiln_buf_dispose(&b);
+    return kiln_digest_str(&d);
+}
+
+static int
+op_cache_map(kiln_cache_map *out, const kiln_vertex_desc *v, void *payload, kiln_error **err)
+{
+    const engine_op *eop = v->op;
+    cleanup_free char *extra = NULL;
+    int ret = 0;
+
+    (void)payload;
+    if (eop->op->op_case == PB__OP__OP_SOURCE)
+        ret = engine_source_cache_extra(&extra, eop, err);
+    if (ret < 0)
+        return ret;
+    out->base = op_base_digest(eop->op, extra);
+    out->ndeps = v->ninputs;
+    out->deps = xcalloc(v->ninputs ? v->ninputs : 1, sizeof(*out->deps));
+    if (eop->op->op_case == PB__OP__OP_FILE)
+        return engine_file_selectors(out, eop, err);
+    return 0;
+}
+
+static int
+op_content_digest(char **out, kiln_solver_result *r, const char *selector, void *payload,
+                  kiln_error **err)
+{
+    kiln_engine *e = payload;
+    engine_view view = {0};
+    int ret;
+
+    ret = engine_view_open(&view, e, r->id, err);
+    if (ret == 0)
+        ret = engine_content_digest(out, view.path, selector, err);
+    engine_view_close(&view);
+    return ret;
+}
+
+static int
+op_exec(kiln_solver_result **outputs, const kiln_vertex_desc *v, kiln_solver_result *const *inputs,
+        kiln_op_ctx *ctx, void *payload, kiln_error **err)
+{
+    const engine_op *eop = v->op;
+
+    (void)payload;
+    if (eop->op->op_case == PB__OP__OP_SOURCE)
+        return engine_source_exec(&outputs[0], eop, ctx, err);
+    if (eop->op->op_case == PB__OP__OP_FILE)
+        return engine_file_exec(&outputs[0], eop, inputs, err);
+    if (eop->op->op_case == PB__OP__OP_EXEC)
+        return engine_exec_exec(outputs, eop, inputs, ctx, err);
+    if (eop->op->op_case == PB__OP__OP_MERGE || eop->op->op_case == PB__OP__OP_DIFF)
+        return engine_merge_exec(&outputs[0], eop, inputs, err);
+    return kiln_error_set(err, KILN_EUNSUPPORTED, "%s ops are not supported yet",
+                          kiln_llb_op_kind(eop->op));
+}
+
+static void
+op_cancel(kiln_op_ctx *ctx, void *payload)
+{
+    (void)payload;
+    engine_exec_cancel(ctx);
+}
+
+static void
+op_free(void *op, void *payload)
+{
+    engine_op *eop = op;
+
+    (void)payload;
+    if (!eop)
+        return;
+    if (eop->op)
+        pb__op__free_unpacked(eop->op, NULL);
+    free(eop->local_dir);
+    free(eop);
+}
+
+static const kiln_op_ops engine_op_ops = {
+        .version = KILN_OP_OPS_VERSION,
+        .cache_map = op_cache_map,
+        .compute_content_digest = op_content_digest,
+        .exec = op_exec,
+        .cancel = op_cancel,
+        .result_ref = op_result_ref,
+        .result_unref = op_result_unref,
+        .op_free = op_free,
+};
+
+/* ---- engine --------------------------------------------------------------------------------- */
+
+int
+kiln_engine_open(kiln_engine **out, const kiln_engine_opts *opts, kiln_error **err)
+{
+    kiln_engine_opts defaults = KILN_ENGINE_OPTS_INIT;
+    cleanup_free char *root = NULL;
+    kiln_solver_opts so = {0};
+    kiln_engine *e;
+    int ret;
+
+    if (!opts)
+        opts = &defaults;
+    if (opts->version != KILN_ENGINE_OPTS_VERSION)
+        return kiln_error_set(err, KILN_EINVAL, "engine options version %d (want %d)",
+                              opts->version, KILN_ENGINE_OPTS_VERSION);
+    root = opts->root ? xstrdup(opts->root) : kiln_cache_default_root();
+    e = xnew(kiln_engine);
+    ret = kiln_cache_open(&e->cache, root, NULL, err);
+    if (ret < 0) {
+        free(e);
+        return kiln_error_wrap(err, "open state dir `%s`", root);
+    }
+    e->mountdir = kiln_path_join(root, "mounts");
+    e->cachedirs = kiln_path_join(root, "cache-mounts");
+    e->lease = xasprintf("engine-%ld-%u", (long)getpid(), atomic_fetch_add(&lease_counter, 1));
+    ret = kiln_fs_mkdir_p(e->mountdir, 0700, err);
+    if (ret == 0)
+        ret = kiln_fs_mkdir_p(e->cachedirs, 0700, err);
+    so.max_parallelism = opts->max_parallelism;
+    so.op_ops = &engine_op_ops;
+    so.op_payload = e;
+    so.cache_ops = &engine_cache_ops;
+    so.cache_payload = e;
+    if (ret == 0)
+        ret = kiln_solver_new(&e->solver, &so, err);
+    if (ret < 0) {
+        kiln_engine_free(e);
+        return ret;
+    }
+    *out = e;
+    return 0;
+}
+
+void
+kiln_engine_free(kiln_engine *e)
+{
+    cleanup_kiln_error kiln_error *tmp = NULL;
+
+    if (!e)
+        return;
+    kiln_solver_free(e->solver);
+    if (e->cache && kiln_cache_lease_release(e->cache, e->lease, &tmp) < 0 &&
+        tmp->code != KILN_ENOTFOUND)
+        kiln_log_warn("release lease %s: %s", e->lease, tmp->msg);
+    kiln_cache_free(e->cache);
+    free(e->lease);
+    free(e->mountdir);
+    free(e->cachedirs);
+    free(e);
+}
+
+/* ---- solve ---------------------------------------------------------------------------------- */
+
+static const char *
+op_custom_name(const kiln_llb_node *n)
+{
+    if (!n->metadata)
+        return NULL;
+    for (size_t i = 0; i < n->metadata->n_description; i++) {
+        if (strcmp(n->metadata->description[i]->key, KILN_LLB_CUSTOM_NAME) == 0)
+            return n->metadata->description[i]->value;
+    }
+    return NULL;
+}
+
+static const char *
+file_action_name(const Pb__FileAction *a)
+{
+    if (a->action_case == PB__FILE_ACTION__ACTION_COPY)
+        return a->copy->dest;
+    if (a->action_case == PB__FILE_ACTION__ACTION_MKFILE)
+        return a->mkfile->path;
+    if (a->action_case == PB__FILE_ACTION__ACTION_MKDIR)
+        return a->mkdir->path;
+    if (a->action_case == PB__FILE_ACTION__ACTION_RM)
+        return a->rm->path;
+    if (a->action_case == PB__FILE_ACTION__ACTION_SYMLINK)
+        return a->symlink->newpath;
+    return "";
+}
+
+/* A display name: the llb.customname description, else the op kind and what it works on. */
+static char *
+vertex_name(const kiln_llb_node *n)
+{
+    const Pb__Op *op = n->op;
+    kiln_buf b = KILN_BUF_INIT;
+
+    if (op_custom_name(n))
+        return xstrdup(op_custom_name(n));
+    kiln_buf_puts(&b, kiln_llb_op_kind(op), NULL);
+    if (op->op_case == PB__OP__OP_SOURCE) {
+        kiln_buf_printf(&b, NULL, " %s", op->source->identifier);
+    } else if (op->op_case == PB__OP__OP_EXEC && op->exec->meta) {
+        for (size_t i = 0; i < op->exec->meta->n_args && b.len < 200; i++)
+            kiln_buf_printf(&b, NULL, " %s", op->exec->meta->args[i]);
+    } else if (op->op_case == PB__OP__OP_FILE) {
+        for (size_t i = 0; i < op->file->n_actions && b.len < 200; i++)
+            kiln_buf_printf(&b, NULL, " %s", file_action_name(op->file->actions[i]));
+    }
+    return kiln_buf_detach(&b);
+}
+
+static const char *
+find_local(const kiln_engine_solve_opts *opts, const char *name)
+{
+    for (size_t i = 0; i < opts->n_locals; i++) {
+        if (strcmp(opts->locals[i].name, name) == 0)
+            return opts->locals[i].dir;
+    }
+    return NULL;
+}
+
+static int
+make_payload(engine_op **out, kiln_engine *e, const kiln_llb_node *n,
+             const kiln_engine_solve_opts *opts, kiln_error **err)
+{
+    engine_op *eop;
+    const char *id, *dir;
+
+    if (n->op->op_case != PB__OP__OP_SOURCE && n->op->op_case != PB__OP__OP_FILE &&
+        n->op->op_case != PB__OP__OP_EXEC && n->op->op_case != PB__OP__OP_MERGE &&
+        n->op->op_case != PB__OP__OP_DIFF)
+        return kiln_error_set(err, KILN_EUNSUPPORTED, "vertex %s: %s ops are not supported yet",
+                              n->digest, kiln_llb_op_kind(n->op));
+    eop = xnew(engine_op);
+    eop->engine = e;
+    eop->op = pb__op__unpack(NULL, n->len, n->bytes);
+    if (!eop->op) {
+        free(eop);
+        return kiln_error_set(err, KILN_EINTERNAL, "re-decode vertex %s", n->digest);
+    }
+    if (n->op->op_case == PB__OP__OP_SOURCE &&
+        kiln_str_has_prefix(n->op->source->identifier, "local://")) {
+        id = n->op->source->identifier + strlen("local://");
+        dir = find_local(opts, id);
+        if (!dir) {
+            op_free(eop, NULL);
+            return kiln_error_set(err, KILN_EINVAL,
+                                  "local source `%s` was not given (--local %s=DIR)", id, id);
+        }
+        eop->local_dir = xstrdup(dir);
+    }
+    *out = eop;
+    return 0;
+}
+
+static int
+add_vertex(kiln_solver_build *b, kiln_engine *e, const kiln_llb_node *n,
+           const kiln_engine_solve_opts *opts, kiln_error **err)
+{
+    kiln_vertex_desc d = {0};
+    cleanup_free kiln_vertex_input *inputs = NULL;
+    cleanup_free char *name = NULL;
+    engine_op *eop = NULL;
+    int ret;
+
+    ret = make_payload(&eop, e, n, opts, err);
+    if (ret < 0)
+        return ret;
+    inputs = xcalloc(n->op->n_inputs ? n->op->n_inputs : 1, sizeof(*inputs));
+    for (size_t i = 0; i < n->op->n_inputs; i++) {
+        inputs[i].digest = n->op->inputs[i]->digest;
+        inputs[i].output = (unsigned)n->op->inputs[i]->index;
+    }
+    name = vertex_name(n);
+    d.digest = n->digest;
+    d.name = name;
+    d.kind = kiln_llb_op_kind(n->op);
+    d.op = eop;
+    d.inputs = inputs;
+    d.ninputs = n->op->n_inputs;
+    d.noutputs = n->op->op_case == PB__OP__OP_EXEC ? engine_exec_noutputs(n->op->exec) : 1;
+    d.flags = n->metadata && n->metadata->ignore_cache ? KILN_VERTEX_IGNORE_CACHE : 0;
+    return kiln_solver_build_add_vertex(b, &d, err);
+}
+
+/* The public event types mirror the solver's progress types one to one. */
+_Static_assert((int)KILN_ENGINE_EVENT_STARTED == (int)KILN_PROGRESS_STARTED &&
+                       (int)KILN_ENGINE_EVENT_CACHED == (int)KILN_PROGRESS_CACHED &&
+                       (int)KILN_ENGINE_EVENT_LOG == (int)KILN_PROGRESS_LOG &&
+                       (int)KILN_ENGINE_EVENT_STATUS == (int)KILN_PROGRESS_STATUS &&
+                       (int)KILN_ENGINE_EVENT_DONE == (int)KILN_PROGRESS_DONE &&
+                       (int)KILN_ENGINE_EVENT_ERROR == (int)KILN_PROGRESS_ERROR &&
+                       (int)KILN_ENGINE_EVENT_CANCELED == (int)KILN_PROGRESS_CANCELED,
+               "engine events must mirror solver progress types");
+
+static void
+progress_bridge(const kiln_progress_event *ev, void *payload)
+{
+    const kiln_engine_solve_opts *opts = payload;
+    kiln_engine_event out = {0};
+    cleanup_free char *msg = NULL;
+
+    out.type = (kiln_engine_event_type)ev->type;
+    out.time_ns = ev->time_ns;
+    out.digest = ev->digest;
+    out.name = ev->name;
+    out.stream = ev->stream;
+    out.data = ev->data;
+    out.len = ev->len;
+    if (ev->type == KILN_PROGRESS_ERROR && ev->error) {
+        msg = kiln_error_format(ev->error);
+        out.error = msg;
+    }
+    opts->progress(&out, opts->progress_payload);
+}
+
+static int
+build_graph(kiln_solver_build *b, kiln_engine *e, const kiln_llb_graph *g,
+            const kiln_engine_solve_opts *opts, kiln_error **err)
+{
+    const kiln_llb_node *term = kiln_llb_graph_terminal(g);
+    size_t n = kiln_llb_graph_count(g);
+    int ret;
+
+    for (size_t i = 0; i < n; i++) {
+        const kiln_llb_node *node = kiln_llb_graph_node(g, i);
+        if (node == term)
+            continue;
+        ret = add_vertex(b, e, node, opts, err);
+        if (ret < 0)
+            return ret;
+    }
+    if (term->op->n_inputs < 1)
+        return kiln_error_set(err, KILN_EINVAL, "terminal op has no input");
+    return kiln_solver_build_start(b, term->op->inputs[0]->digest,
+                                   (unsigned)term->op->inputs[0]->index, err);
+}
+
+int
+kiln_engine_solve(kiln_engine_result **out, kiln_engine *e, const void *def, size_t len,
+                  const kiln_engine_solve_opts *opts, kiln_error **err)
+{
+    kiln_engine_solve_opts defaults = KILN_ENGINE_SOLVE_OPTS_INIT;
+    kiln_solve_opts so = {0};
+    kiln_llb_graph *g = NULL;
+    kiln_solver_build *b = NULL;
+    kiln_solver_result *r = NULL;
+    int ret;
+
+    if (!opts)
+        opts = &defaults;
+    if (opts->version != KILN_ENGINE_SOLVE_OPTS_VERSION)
+        return kiln_error_set(err, KILN_EINVAL, "solve options version %d (want %d)", opts->version,
+                              KILN_ENGINE_SOLVE_OPTS_VERSION);
+    ret = kiln_llb_load(&g, def, len, err);
+    if (ret < 0)
+        return kiln_error_wrap(err, "load definition");
+    so.no_cache = opts->no_cache;
+    if (opts->progress) {
+        so.progress = progress_bridge;
+        so.progress_payload = (void *)opts;
+    }
+    ret = kiln_solver_build_new(&b, e->solver, &so, err);
+    if (ret == 0)
+        ret = build_graph(b, e, g, opts, err);
+    if (ret == 0)
+        ret = kiln_solver_build_wait(&r, b, err);
+    kiln_solver_build_free(b);
+    kiln_llb_graph_free(g);
+    if (ret < 0)
+        return ret;
+    *out = xnew(kiln_engine_result);
+    (*out)->r = r;
+    return 0;
+}
+
+int
+kiln_engine_resolve_image_config(char **config_json, char **manifest_digest, kiln_engine *e,
+                                 const char *ref, kiln_error **err)
+{
+    cleanup_free char *config = NULL;
+    char digest[KILN_DIGEST_STRLEN + 1];
+    int ret;
+
+    if (kiln_str_has_prefix(ref, "oci-layout://"))
+        ret = engine_layout_config(&config, digest, ref, err);
+    else if (kiln_str_has_prefix(ref, "docker-image://"))
+        ret = engine_image_config(&config, digest, e, ref + strlen("docker-image://"), err);
+    else if (strstr(ref, "://"))
+        ret = kiln_error_set(err, KILN_EUNSUPPORTED, "image source `%s` is not supported", ref);
+    else
+        ret = engine_image_config(&config, digest, e, ref, err);
+    if (ret < 0)
+        return kiln_error_wrap(err, "resolve image config of `%s`", ref);
+    *config_json = steal_pointer(&config);
+    if (manifest_digest)
+        *manifest_digest = xstrdup(digest);
+    return 0;
+}
+
+void
+kiln_engine_cancel(kiln_engine *e)
+{
+    kiln_solver_cancel(e->solver);
+}
+
+const char *
+kiln_engine_result_id(const kiln_engine_result *r)
+{
+    return r->r->id;
+}
+
+int
+kiln_engine_result_export_dir(kiln_engine *e, const kiln_engine_result *r, const char *dir,
+                              kiln_error **err)
+{
+    engine_view view = {0};
+    int ret;
+
+    ret = engine_view_open(&view, e, r->r->id, err);
+    if (ret == 0)
+        ret = kiln_fs_copy_tree(
+                view.path, dir,
+                KILN_COPY_PRESERVE_OWNER | KILN_COPY_PRESERVE_XATTRS | KILN_COPY_HARDLINKS, err);
+    engine_view_close(&view);
+    if (ret < 0)
+        return kiln_error_wrap(err, "export to `%s`", dir);
+    return 0;
+}
+
+void
+kiln_engine_result_free(kiln_engine *e, kiln_engine_result *r)
+{
+    (void)e;
+    if (!r)
+        return;
+    engine_result_unref(r->r);
+    free(r);
+}

@@ -1,0 +1,167 @@
+/*
+ * op_image.c: `docker-image://<ref>` sources through the registry client (oci/registry.h): the
+ * image manifest for the host platform (through an index when the reference names one), the
+ * config, and each layer blob pulled into the content store (verified against its digest by the
+ * store; blobs already stored are not pulled again), then applied like an oci-layout image onto
+ * the snapshot chain keyed by chain id. Registries on 127.0.0.0/8 and localhost are reached over
+ * plain http (the client's rule). The cache map folds in the manifest digest the tag resolved to,
+ * so a moved tag is a cache miss.
+ */
+#define KILN_LOG_DOMAIN "engine"
+
+#include "base/buf.h"
+#include "engine/engine_internal.h"
+#include "oci/oci.h"
+#include "oci/registry.h"
+
+#include "base/base.h"
+
+typedef struct image_pull {
+    kiln_engine *e;
+    kiln_registry *reg;
+    kiln_oci_ref ref;
+    kiln_registry_manifest raw;
+    kiln_oci_manifest m;
+    kiln_oci_config cfg;
+} image_pull;
+
+static void
+pull_dispose(image_pull *p)
+{
+    kiln_oci_config_dispose(&p->cfg);
+    kiln_oci_manifest_dispose(&p->m);
+    kiln_registry_manifest_dispose(&p->raw);
+    kiln_oci_ref_dispose(&p->ref);
+    kiln_registry_free(p->reg);
+}
+
+/* Parse reference `id` and fetch the image manifest for the host platform. */
+static int
+pull_manifest(image_pull *p, kiln_engine *e, const char *id, kiln_error **err)
+{
+    int ret;
+
+    memset(p, 0, sizeof(*p));
+    kiln_oci_config_init(&p->cfg);
+    p->e = e;
+    ret = kiln_oci_ref_parse(&p->ref, id, err);
+    if (ret == 0)
+        ret = kiln_registry_new(&p->reg, NULL, err);
+    if (ret == 0)
+        ret = kiln_registry_get_image_manifest(p->reg, &p->ref, NULL, &p->raw, err);
+    if (ret == 0)
+        ret = kiln_oci_manifest_parse(&p->m, p->raw.data, p->raw.len, p->raw.media_type, err);
+    if (ret < 0)
+        return kiln_error_wrap(err, "image `%s`", id);
+    return 0;
+}
+
+static int
+buf_write(void *payload, const void *data, size_t len, kiln_error **err)
+{
+    return kiln_buf_put(payload, data, len, err);
+}
+
+static int
+blob_write(void *payload, const void *data, size_t len, kiln_error **err)
+{
+    return kiln_cache_blob_writer_write(payload, data, len, err);
+}
+
+/* Fetch (and, unless raw_out, parse) the image config; raw_out receives its bytes. */
+static int
+pull_config(image_pull *p, kiln_buf *raw_out, kiln_error **err)
+{
+    kiln_buf b;
+    int ret;
+
+    kiln_buf_init(&b, KILN_OCI_CONFIG_MAX);
+    ret = kiln_registry_get_blob(p->reg, &p->ref, p->m.config.digest, p->m.config.size, buf_write,
+                                 &b, err);
+    if (ret == 0 && !raw_out)
+        ret = kiln_oci_config_parse(&p->cfg, b.ptr ? b.ptr : "", b.len, err);
+    if (ret == 0 && raw_out)
+        *raw_out = b;
+    else
+        kiln_buf_dispose(&b);
+    if (ret < 0)
+        return kiln_error_wrap(err, "config %s", p->m.config.digest);
+    return 0;
+}
+
+int
+engine_image_config(char **config, char *digest_out, kiln_engine *e, const char *ref,
+                    kiln_error **err)
+{
+    image_pull p;
+    kiln_buf raw = KILN_BUF_INIT;
+    int ret;
+
+    ret = pull_manifest(&p, e, ref, err);
+    if (ret == 0)
+        ret = pull_config(&p, &raw, err);
+    if (ret == 0) {
+        kiln_strlcpy(digest_out, p.raw.digest, KILN_DIGEST_STRLEN + 1);
+        *config = kiln_buf_detach(&raw);
+    }
+    pull_dispose(&p);
+    return ret;
+}
+
+/* engine_layer_open_fn: pull the layer into the content store unless it is there, open it. */
+static int
+pull_open_layer(int *fd, const kiln_oci_descriptor *d, void *payload, kiln_error **err)
+{
+    image_pull *p = payload;
+    kiln_cache_blob_writer *w = NULL;
+    int ret = 0;
+
+    if (!kiln_cache_blob_exists(p->e->cache, d->digest)) {
+        ret = kiln_cache_blob_writer_new(&w, p->e->cache, d->digest, err);
+        if (ret == 0) {
+            /* the lease keeps the blob from a concurrent prune until the engine closes */
+            kiln_cache_blob_writer_set_lease(w, p->e->lease);
+            ret = kiln_registry_get_blob(p->reg, &p->ref, d->digest, d->size, blob_write, w, err);
+        }
+        if (ret == 0)
+            ret = kiln_cache_blob_writer_commit(w, d->media_type, NULL, err);
+        kiln_cache_blob_writer_free(w);
+        if (ret < 0)
+            return kiln_error_wrap(err, "pull layer %s", d->digest);
+    }
+    return kiln_cache_blob_open(fd, p->e->cache, d->digest, err);
+}
+
+int
+engine_image_cache_extra(char **extra, const engine_op *eop, kiln_error **err)
+{
+    image_pull p;
+    int ret;
+
+    ret = pull_manifest(&p, eop->engine, eop->op->source->identifier + strlen("docker-image://"),
+                        err);
+    if (ret == 0)
+        *extra = xasprintf("manifest %s", p.raw.digest);
+    pull_dispose(&p);
+    return ret;
+}
+
+int
+engine_image_exec(kiln_solver_result **out, const engine_op *eop, kiln_op_ctx *ctx,
+                  kiln_error **err)
+{
+    image_pull p;
+    char id[33] = "";
+    int ret;
+
+    ret = pull_manifest(&p, eop->engine, eop->op->source->identifier + strlen("docker-image://"),
+                        err);
+    if (ret == 0)
+        ret = pull_config(&p, NULL, err);
+    if (ret == 0)
+        ret = engine_unpack_layers(id, p.e, &p.m, &p.cfg, pull_open_layer, &p, ctx, err);
+    if (ret == 0)
+        ret = engine_image_result(out, p.e, id, err);
+    pull_dispose(&p);
+    return ret;
+}

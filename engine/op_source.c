@@ -1,0 +1,534 @@
+/*
+ * op_source.c: SourceOps. `oci-layout://<dir>@sha256:...` and `oci-layout://<dir>[:<tag>]` read
+ * index.json, the manifest (through an image index for the host platform) and the config of a
+ * local OCI image layout, then apply each layer (source/layer.h) onto a chain of snapshots, one
+ * per layer. Each layer snapshot is recorded under its chain id ("kiln.layer.v1:<chainid>"), so
+ * any image sharing a layer prefix reuses the snapshots. Every blob is verified against its
+ * digest, and each layer's uncompressed digest against the config's diff_ids.
+ *
+ * `local://<name>` copies the host directory the solve request bound to <name>, filtered by the
+ * attrs local.includepattern / local.excludepatterns (JSON arrays, .dockerignore semantics), into
+ * a new snapshot, owned by 0:0 as BuildKit's file sync resets the client's owners. File content
+ * hashes are kept in the store's checksum table keyed by stat data, so rescanning an unchanged
+ * context reads no file content. Its cache map
+ * folds in the checksum of the selected content, so an unchanged context is a cache hit and any
+ * change to a selected file is a miss.
+ */
+#define KILN_LOG_DOMAIN "engine"
+
+#include <fcntl.h>
+
+#include "base/digest.h"
+#include "base/fs.h"
+#include "base/json.h"
+#include "base/path.h"
+#include "engine/engine_internal.h"
+#include "oci/oci.h"
+#include "source/context.h"
+#include "source/ignore.h"
+#include "source/layer.h"
+
+#include "base/base.h"
+
+#define OCI_REF_NAME "org.opencontainers.image.ref.name"
+
+/* ---- oci-layout ----------------------------------------------------------------------------- */
+
+typedef struct layout_ref {
+    char *dir;
+    char *tag;    /* or NULL */
+    char *digest; /* or NULL */
+} layout_ref;
+
+static void
+layout_ref_dispose(layout_ref *r)
+{
+    free(r->dir);
+    free(r->tag);
+    free(r->digest);
+}
+
+static int
+layout_ref_parse(layout_ref *out, const char *id, kiln_error **err)
+{
+    const char *rest = id + strlen("oci-layout://");
+    const char *at = strrchr(rest, '@');
+    const char *slash = strrchr(rest, '/');
+    const char *colon = strrchr(rest, ':');
+
+    memset(out, 0, sizeof(*out));
+    if (at) {
+        out->dir = xstrndup(rest, (size_t)(at - rest));
+        out->digest = xstrdup(at + 1);
+        if (!kiln_digest_valid(out->digest))
+            return kiln_error_set(err, KILN_EINVAL, "bad digest in `%s`", id);
+    } else if (colon && (!slash || colon > slash)) {
+        out->dir = xstrndup(rest, (size_t)(colon - rest));
+        out->tag = xstrdup(colon + 1);
+    } else {
+        out->dir = xstrdup(rest);
+        out->tag = xstrdup("latest");
+    }
+    if (!kiln_path_is_abs(out->dir))
+        return kiln_error_set(err, KILN_EINVAL, "oci-layout path in `%s` must be absolute", id);
+    return 0;
+}
+
+/* Read blob `digest` of the layout at `dir` (at most max bytes) and verify it. */
+static int
+layout_blob(char **out, size_t *len_out, const char *dir, const char *digest, size_t max,
+            kiln_error **err)
+{
+    cleanup_free char *path = NULL;
+    cleanup_free char *data = NULL;
+    char got[KILN_DIGEST_STRLEN + 1];
+    kiln_sha256 d;
+    size_t len = 0;
+    int ret;
+
+    if (!kiln_digest_valid(digest))
+        return kiln_error_set(err, KILN_EUNSUPPORTED, "blob digest `%s`", digest);
+    path = xasprintf("%s/blobs/sha256/%s", dir, digest + strlen("sha256:"));
+    ret = kiln_fs_read_file(&data, &len, path, max, err);
+    if (ret < 0)
+        return kiln_error_wrap(err, "blob %s", digest);
+    kiln_sha256_buf(&d, data, len);
+    kiln_digest_format(got, &d);
+    if (strcmp(got, digest) != 0)
+        return kiln_error_set(err, KILN_EDIGEST, "blob %s has digest %s", digest, got);
+    *out = steal_pointer(&data);
+    *len_out = len;
+    return 0;
+}
+
+static const kiln_oci_descriptor *
+index_find(const kiln_oci_index *ix, const layout_ref *ref)
+{
+    for (size_t i = 0; i < ix->n_manifests; i++) {
+        const kiln_oci_descriptor *d = &ix->manifests[i];
+        json_t *name = d->annotations ? json_object_get(d->annotations, OCI_REF_NAME) : NULL;
+        if (ref->digest && strcmp(d->digest, ref->digest) == 0)
+            return d;
+        if (ref->tag && json_is_string(name) && strcmp(json_string_value(name), ref->tag) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+/* Walk from a descriptor through image indexes (host platform) down to a manifest. */
+static int
+resolve_descriptor(kiln_oci_manifest *out, char *digest_out, const char *dir,
+                   const kiln_oci_descriptor *desc, kiln_error **err)
+{
+    char cur[KILN_DIGEST_STRLEN + 1];
+    kiln_oci_kind kind = kiln_oci_media_kind(desc->media_type);
+    int ret;
+
+    kiln_strlcpy(cur, desc->digest, sizeof(cur));
+    for (int depth = 0; depth < 4; depth++) {
+        cleanup_free char *data = NULL;
+        kiln_oci_index ix = {0};
+        const kiln_oci_descriptor *sel = NULL;
+        size_t len = 0;
+
+        ret = layout_blob(&data, &len, dir, cur, KILN_OCI_MANIFEST_MAX, err);
+        if (ret < 0)
+            return ret;
+        if (kind == KILN_OCI_KIND_UNKNOWN)
+            kind = kiln_oci_document_kind(data, len, NULL);
+        if (kind != KILN_OCI_KIND_INDEX) {
+            ret = kiln_oci_manifest_parse(out, data, len, NULL, err);
+            if (ret < 0)
+                return kiln_error_wrap(err, "manifest %s", cur);
+            kiln_strlcpy(digest_out, cur, KILN_DIGEST_STRLEN + 1);
+            return 0;
+        }
+        ret = kiln_oci_index_parse(&ix, data, len, NULL, err);
+        if (ret == 0)
+            ret = kiln_oci_index_select(&sel, &ix, NULL, err);
+        if (ret == 0) {
+            kiln_strlcpy(cur, sel->digest, sizeof(cur));
+            kind = kiln_oci_media_kind(sel->media_type);
+        }
+        kiln_oci_index_dispose(&ix);
+        if (ret < 0)
+            return kiln_error_wrap(err, "index %s", cur);
+    }
+    return kiln_error_set(err, KILN_EINVAL, "image indexes nested too deeply");
+}
+
+/* Resolve the layout reference to its manifest; digest_out receives the manifest digest. */
+static int
+layout_resolve(kiln_oci_manifest *out, char *digest_out, const layout_ref *ref, kiln_error **err)
+{
+    cleanup_free char *path = kiln_path_join(ref->dir, "index.json");
+    cleanup_free char *data = NULL;
+    kiln_oci_index ix = {0};
+    const kiln_oci_descriptor *d;
+    size_t len = 0;
+    int ret;
+
+    ret = kiln_fs_read_file(&data, &len, path, KILN_OCI_MANIFEST_MAX, err);
+    if (ret == 0)
+        ret = kiln_oci_index_parse(&ix, data, len, NULL, err);
+    if (ret < 0)
+        return kiln_error_wrap(err, "oci layout `%s`", ref->dir);
+    d = index_find(&ix, ref);
+    if (!d)
+        ret = kiln_error_set(err, KILN_ENOTFOUND, "oci layout `%s` has no image %s", ref->dir,
+                             ref->digest ? ref->digest : ref->tag);
+    else
+        ret = resolve_descriptor(out, digest_out, ref->dir, d, err);
+    kiln_oci_index_dispose(&ix);
+    return ret;
+}
+
+/* Apply layer `desc` (read from fd) onto a new snapshot above `parent`; checks its blob
+ * digest and diff_id. */
+static int
+apply_layer(char *id_out, kiln_engine *e, int fd, const kiln_oci_descriptor *desc,
+            const char *diff_id, const char *parent, kiln_error **err)
+{
+    kiln_layer_opts lo = {.overlay_whiteouts = kiln_cache_uses_overlay(e->cache)};
+    kiln_layer_stats st;
+    kiln_cache_mounts m = {0};
+    char blob[KILN_DIGEST_STRLEN + 1], did[KILN_DIGEST_STRLEN + 1];
+    engine_rw w = {0};
+    int ret;
+
+    ret = engine_rw_prepare(&w, &m, e, parent, err);
+    if (ret == 0)
+        ret = kiln_layer_apply_fd(fd, m.upper, &lo, &st, err);
+    kiln_cache_mounts_dispose(&m);
+    if (ret == 0) {
+        kiln_digest_format(blob, &st.blob_digest);
+        kiln_digest_format(did, &st.diff_id);
+        if (strcmp(blob, desc->digest) != 0)
+            ret = kiln_error_set(err, KILN_EDIGEST, "layer %s has digest %s", desc->digest, blob);
+        else if (strcmp(did, diff_id) != 0)
+            ret = kiln_error_set(err, KILN_EDIGEST, "layer %s has diff id %s, config says %s",
+                                 desc->digest, did, diff_id);
+    }
+    if (ret == 0)
+        ret = kiln_cache_snapshot_commit(e->cache, w.id, err);
+    if (ret < 0) {
+        engine_rw_abort(&w, e);
+        return kiln_error_wrap(err, "apply layer %s", desc->digest);
+    }
+    engine_hold(e, w.id);
+    kiln_strlcpy(id_out, w.id, 33);
+    return 0;
+}
+
+/* The snapshot of layer chain `chain`, if one was recorded and still exists. */
+static bool
+layer_lookup(char *id_out, kiln_engine *e, const char *key)
+{
+    kiln_cache_result res = {0};
+    kiln_error *tmp = NULL;
+    bool ok = kiln_cache_key_get(&res, e->cache, key, &tmp) == 0;
+
+    if (ok)
+        kiln_strlcpy(id_out, res.snapshot_id, 33);
+    kiln_cache_result_dispose(&res);
+    kiln_error_free(&tmp);
+    return ok;
+}
+
+int
+engine_unpack_layers(char *id_out, kiln_engine *e, const kiln_oci_manifest *m,
+                     const kiln_oci_config *cfg, engine_layer_open_fn open_layer, void *payload,
+                     kiln_op_ctx *ctx, kiln_error **err)
+{
+    char parent[33] = "", chain[KILN_DIGEST_STRLEN + 1];
+    int ret;
+
+    if (cfg->diff_ids.len != m->n_layers)
+        return kiln_error_set(err, KILN_EPARSE, "manifest has %zu layers, config %zu diff ids",
+                              m->n_layers, cfg->diff_ids.len);
+    for (size_t i = 0; i < m->n_layers; i++) {
+        cleanup_free char *key = NULL;
+        char id[33];
+        kiln_oci_chain_id(chain, &cfg->diff_ids, i + 1);
+        key = xasprintf("kiln.layer.v1:%s", chain);
+        if (!layer_lookup(id, e, key)) {
+            cleanup_free char *msg = xasprintf("applying %s", m->layers[i].digest);
+            cleanup_close int fd = -1;
+            kiln_op_ctx_status(ctx, msg, (int64_t)i, (int64_t)m->n_layers);
+            ret = open_layer(&fd, &m->layers[i], payload, err);
+            if (ret == 0)
+                ret = apply_layer(id, e, fd, &m->layers[i], kiln_vec_get(&cfg->diff_ids, i),
+                                  i ? parent : NULL, err);
+            if (ret == 0)
+                ret = kiln_cache_key_put(e->cache, key, id, err);
+            if (ret < 0)
+                return ret;
+        }
+        kiln_strlcpy(parent, id, sizeof(parent));
+    }
+    kiln_strlcpy(id_out, parent, 33);
+    return 0;
+}
+
+static int
+layout_open_layer(int *fd, const kiln_oci_descriptor *d, void *payload, kiln_error **err)
+{
+    const char *dir = payload;
+    cleanup_free char *path = NULL;
+
+    if (!kiln_digest_valid(d->digest))
+        return kiln_error_set(err, KILN_EUNSUPPORTED, "layer digest `%s`", d->digest);
+    path = xasprintf("%s/blobs/sha256/%s", dir, d->digest + strlen("sha256:"));
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return kiln_error_errno(err, errno, "open layer `%s`", path);
+    return 0;
+}
+
+int
+engine_layout_config(char **config, char *digest_out, const char *identifier, kiln_error **err)
+{
+    layout_ref ref = {0};
+    kiln_oci_manifest m = {0};
+    size_t len = 0;
+    int ret;
+
+    ret = layout_ref_parse(&ref, identifier, err);
+    if (ret == 0)
+        ret = layout_resolve(&m, digest_out, &ref, err);
+    if (ret == 0)
+        ret = layout_blob(config, &len, ref.dir, m.config.digest, KILN_OCI_CONFIG_MAX, err);
+    kiln_oci_manifest_dispose(&m);
+    layout_ref_dispose(&ref);
+    return ret;
+}
+
+static int
+oci_layout_exec(kiln_solver_result **out, const engine_op *eop, kiln_op_ctx *ctx, kiln_error **err)
+{
+    kiln_engine *e = eop->engine;
+    layout_ref ref = {0};
+    kiln_oci_manifest m = {0};
+    kiln_oci_config cfg;
+    cleanup_free char *cdata = NULL;
+    char mdigest[KILN_DIGEST_STRLEN + 1], id[33] = "";
+    size_t clen = 0;
+    int ret;
+
+    kiln_oci_config_init(&cfg);
+    ret = layout_ref_parse(&ref, eop->op->source->identifier, err);
+    if (ret == 0)
+        ret = layout_resolve(&m, mdigest, &ref, err);
+    if (ret == 0)
+        ret = layout_blob(&cdata, &clen, ref.dir, m.config.digest, KILN_OCI_CONFIG_MAX, err);
+    if (ret == 0)
+        ret = kiln_oci_config_parse(&cfg, cdata, clen, err);
+    if (ret == 0)
+        ret = engine_unpack_layers(id, e, &m, &cfg, layout_open_layer, ref.dir, ctx, err);
+    if (ret == 0)
+        ret = engine_image_result(out, e, id, err);
+    kiln_oci_config_dispose(&cfg);
+    kiln_oci_manifest_dispose(&m);
+    layout_ref_dispose(&ref);
+    return ret;
+}
+
+int
+engine_image_result(kiln_solver_result **out, kiln_engine *e, const char *id, kiln_error **err)
+{
+    engine_rw w = {0};
+    int ret;
+
+    if (*id) {
+        *out = engine_result_new(id);
+        return 0;
+    }
+    /* an image without layers is the empty filesystem */
+    ret = engine_rw_open(&w, e, NULL, err);
+    if (ret == 0)
+        ret = engine_rw_commit(out, &w, e, err);
+    engine_rw_abort(&w, e);
+    return ret;
+}
+
+/* ---- local ---------------------------------------------------------------------------------- */
+
+static int
+pattern_attr(kiln_ignore **out, const Pb__SourceOp *src, const char *key, kiln_error **err)
+{
+    json_t *arr = NULL;
+    const char **pats = NULL;
+    size_t n;
+    int ret = 0;
+
+    for (size_t i = 0; i < src->n_attrs; i++) {
+        if (strcmp(src->attrs[i]->key, key) != 0)
+            continue;
+        ret = kiln_json_parse(&arr, src->attrs[i]->value, strlen(src->attrs[i]->value), 0, key,
+                              err);
+        if (ret < 0)
+            return ret;
+    }
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        return kiln_error_set(err, KILN_EPARSE, "attr %s is not a JSON array", key);
+    }
+    n = json_array_size(arr);
+    pats = xcalloc(n + 1, sizeof(*pats));
+    for (size_t i = 0; i < n; i++) {
+        pats[i] = json_string_value(json_array_get(arr, i));
+        if (!pats[i])
+            ret = kiln_error_set(err, KILN_EPARSE, "attr %s: element %zu is not a string", key, i);
+    }
+    if (ret == 0 && n > 0)
+        ret = kiln_ignore_new(out, pats, n, err);
+    free(pats);
+    json_decref(arr);
+    return ret;
+}
+
+/* The context stat cache lives in the state store's checksum table: "kiln.ctx.v1:" + hex of the
+ * walker's stat key -> the 16 bytes of the content hash. */
+static char *
+stat_key(const void *key, size_t keylen)
+{
+    char *k = xmalloc(strlen("kiln.ctx.v1:") + 2 * keylen + 1);
+
+    memcpy(k, "kiln.ctx.v1:", strlen("kiln.ctx.v1:"));
+    kiln_hex_encode(k + strlen("kiln.ctx.v1:"), key, keylen);
+    return k;
+}
+
+static bool
+stat_cache_get(void *payload, const void *key, size_t keylen, kiln_xxh128 *out)
+{
+    kiln_engine *e = payload;
+    cleanup_free char *k = stat_key(key, keylen);
+    cleanup_free void *v = NULL;
+    kiln_error *tmp = NULL;
+    size_t len = 0;
+
+    if (kiln_cache_checksum_get(&v, &len, e->cache, k, &tmp) < 0) {
+        kiln_error_free(&tmp);
+        return false;
+    }
+    if (len != sizeof(uint64_t) * 2)
+        return false;
+    memcpy(&out->lo, v, sizeof(uint64_t));
+    memcpy(&out->hi, (char *)v + sizeof(uint64_t), sizeof(uint64_t));
+    return true;
+}
+
+static void
+stat_cache_put(void *payload, const void *key, size_t keylen, kiln_xxh128 value)
+{
+    kiln_engine *e = payload;
+    cleanup_free char *k = stat_key(key, keylen);
+    char v[sizeof(uint64_t) * 2];
+    kiln_error *tmp = NULL;
+
+    memcpy(v, &value.lo, sizeof(uint64_t));
+    memcpy(v + sizeof(uint64_t), &value.hi, sizeof(uint64_t));
+    if (kiln_cache_checksum_put(e->cache, k, v, sizeof(v), &tmp) < 0)
+        kiln_log_debug("context stat cache: %s", tmp->msg);
+    kiln_error_free(&tmp);
+}
+
+static int
+local_walk(kiln_ctx_list **out, const engine_op *eop, bool checksum, kiln_error **err)
+{
+    const Pb__SourceOp *src = eop->op->source;
+    kiln_ctx_cache_ops cache = {stat_cache_get, stat_cache_put, eop->engine};
+    kiln_ignore *inc = NULL, *exc = NULL;
+    kiln_ctx_opts opts = {.checksum = checksum, .cache = checksum ? &cache : NULL};
+    int ret;
+
+    ret = pattern_attr(&inc, src, "local.includepattern", err);
+    if (ret == 0)
+        ret = pattern_attr(&exc, src, "local.excludepatterns", err);
+    opts.include = inc;
+    opts.exclude = exc;
+    if (ret == 0)
+        ret = kiln_ctx_walk(out, eop->local_dir, &opts, err);
+    kiln_ignore_free(inc);
+    kiln_ignore_free(exc);
+    if (ret < 0)
+        return kiln_error_wrap(err, "local source `%s`", eop->local_dir);
+    return 0;
+}
+
+static int
+local_exec(kiln_solver_result **out, const engine_op *eop, kiln_error **err)
+{
+    kiln_ctx_list *l = NULL;
+    engine_rw w = {0};
+    int ret;
+
+    ret = local_walk(&l, eop, false, err);
+    if (ret == 0)
+        ret = engine_rw_open(&w, eop->engine, NULL, err);
+    if (ret == 0)
+        ret = kiln_ctx_copy(l, eop->local_dir, w.path,
+                            KILN_CTX_COPY_XATTRS | KILN_CTX_COPY_HARDLINKS, /* owners: 0:0 */
+                            err);
+    if (ret == 0)
+        ret = engine_rw_commit(out, &w, eop->engine, err);
+    engine_rw_abort(&w, eop->engine);
+    kiln_ctx_list_free(l);
+    return ret;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------- */
+
+int
+engine_source_cache_extra(char **extra, const engine_op *eop, kiln_error **err)
+{
+    const char *id = eop->op->source->identifier;
+    kiln_oci_manifest m = {0};
+    layout_ref ref = {0};
+    kiln_ctx_list *l = NULL;
+    char digest[KILN_DIGEST_STRLEN + 1], hex[33];
+    int ret;
+
+    if (kiln_str_has_prefix(id, "oci-layout://")) {
+        ret = layout_ref_parse(&ref, id, err);
+        if (ret == 0)
+            ret = layout_resolve(&m, digest, &ref, err);
+        if (ret == 0)
+            *extra = xasprintf("manifest %s", digest);
+        kiln_oci_manifest_dispose(&m);
+        layout_ref_dispose(&ref);
+        return ret;
+    }
+    if (kiln_str_has_prefix(id, "docker-image://"))
+        return engine_image_cache_extra(extra, eop, err);
+    if (kiln_str_has_prefix(id, "local://")) {
+        ret = local_walk(&l, eop, true, err);
+        if (ret < 0)
+            return ret;
+        kiln_xxh128_format(hex, l->root_digest);
+        kiln_log_debug("local://%s: %zu entries, %zu files hashed", eop->local_dir, l->len,
+                       l->hashed);
+        *extra = xasprintf("content xxh128:%s", hex);
+        kiln_ctx_list_free(l);
+        return 0;
+    }
+    return kiln_error_set(err, KILN_EUNSUPPORTED, "source `%s` is not supported yet", id);
+}
+
+int
+engine_source_exec(kiln_solver_result **out, const engine_op *eop, kiln_op_ctx *ctx,
+                   kiln_error **err)
+{
+    const char *id = eop->op->source->identifier;
+
+    if (kiln_str_has_prefix(id, "oci-layout://"))
+        return oci_layout_exec(out, eop, ctx, err);
+    if (kiln_str_has_prefix(id, "docker-image://"))
+        return engine_image_exec(out, eop, ctx, err);
+    if (kiln_str_has_prefix(id, "local://"))
+        return local_exec(out, eop, err);
+    return kiln_error_set(err, KILN_EUNSUPPORTED, "source `%s` is not supported yet", id);
+}
