@@ -14,7 +14,7 @@ declare -A allowed=(
   [cache]="base llb oci cache"
   [executor]="base executor"
   [source]="base llb oci source"
-  [engine]="base llb oci frontends solver cache executor source engine include"
+  [engine]="base llb oci frontends solver cache executor source engine kiln"
 )
 declare -A owner=([lmdb.h]=cache [seccomp.h]=executor [curl/curl.h]=oci)
 bad=0
