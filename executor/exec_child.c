@@ -16,6 +16,7 @@
  */
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -322,20 +323,73 @@ apply_mount(const kiln_exec_child_ctx *ctx, int rootfd, const kiln_plan_mount *m
         remount_ro(ctx, rootfd, m->dest, m->flags);
 }
 
+/* Climb from a chroot to the real root of this (already private to us) mount namespace: chroot
+ * into a subdirectory leaves the working directory outside the root, so ".." walks up to the
+ * namespace's root. Only ever called in the sandbox's own new mount namespace. */
+static void
+escape_to_namespace_root(const kiln_exec_child_ctx *ctx)
+{
+    static const char *const subdirs[] = {"/proc", "/dev", "/tmp", "/etc", "/bin"};
+    struct stat here, up;
+    size_t i;
+
+    if (chdir("/") < 0)
+        die_errno(ctx, "chdir /");
+    for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++)
+        if (chroot(subdirs[i]) == 0)
+            break;
+    if (i == sizeof(subdirs) / sizeof(subdirs[0]))
+        die_errno(ctx, "leave the chroot: chroot into a subdirectory");
+    for (int n = 0; n < 4096; n++) {
+        if (stat(".", &here) < 0 || stat("..", &up) < 0)
+            die_errno(ctx, "leave the chroot: stat");
+        if (here.st_dev == up.st_dev && here.st_ino == up.st_ino)
+            break;
+        if (chdir("..") < 0)
+            die_errno(ctx, "leave the chroot: chdir ..");
+    }
+    if (chroot(".") < 0)
+        die_errno(ctx, "leave the chroot: chroot .");
+}
+
+/* In a chroot whose root is not a mount point, "/" cannot be made private and pivot_root refuses
+ * to run. Inside our new mount namespace, step out to the namespace's real root, make every mount
+ * private there (so nothing below can propagate to the host), then re-enter the chroot through a
+ * private bind mount of itself, so that "/" is a mount point from here on. */
+static void
+privatize_from_chroot(const kiln_exec_child_ctx *ctx)
+{
+    char link[64], prefix[PATH_MAX];
+    ssize_t n;
+    int oldroot = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+    if (oldroot < 0)
+        die_errno(ctx, "open /");
+    escape_to_namespace_root(ctx);
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        die_errno(ctx, "make / private");
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", oldroot);
+    n = readlink(link, prefix, sizeof(prefix) - 1);
+    if (n < 0)
+        die_errno(ctx, "find the chroot directory (is /proc mounted outside the chroot?)");
+    prefix[n] = '\0';
+    if (mount(prefix, prefix, NULL, MS_BIND | MS_REC, NULL) < 0)
+        die_errno(ctx, "bind-mount the chroot %s onto itself", prefix);
+    if (chdir(prefix) < 0 || chroot(".") < 0 || chdir("/") < 0)
+        die_errno(ctx, "re-enter the chroot %s", prefix);
+    close(oldroot);
+}
+
 static void
 mount_rootfs(const kiln_exec_child_ctx *ctx)
 {
     const kiln_exec_plan *plan = ctx->plan;
 
-    /* nothing we mount may propagate back to the host. In a chroot whose root is not a mount
-     * point this fails with EINVAL, and nothing else is safe: a mount made under a shared parent
-     * would leak into the host's namespace (runc and bubblewrap refuse to run there too). */
+    /* nothing we mount may propagate back to the host; EINVAL: "/" is not a mount (a chroot) */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-        if (errno == EINVAL)
-            child_die(ctx->sync_fd, KILN_EUNSUPPORTED, 0,
-                      "make / private: / is not a mount point (running in a chroot?): kiln's "
-                      "sandbox needs the root directory to be a mount, as runc and bubblewrap do");
-        die_errno(ctx, "make / private");
+        if (errno != EINVAL)
+            die_errno(ctx, "make / private");
+        privatize_from_chroot(ctx);
     }
     if (plan->rootfs_overlay) {
         if (mount("overlay", ctx->rootfs_mnt, "overlay", 0, plan->rootfs_data) < 0)

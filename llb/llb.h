@@ -378,5 +378,9 @@ int kiln_llb_dump(FILE *out, const kiln_llb_graph *g, bool json, kiln_error **er
 const char *const *kiln_llb_example_names(void);
 /* Build example `name` and append its Definition to out. KILN_ENOTFOUND for an unknown name. */
 int kiln_llb_example(kiln_buf *out, const char *name, kiln_error **err);
+/* The same with every image of the example replaced by the source identifier `base` (any SourceOp
+ * identifier, e.g. "oci-layout:///path/to/layout:latest"); base NULL = kiln_llb_example.
+ * KILN_ENOTFOUND for an unknown name, KILN_EINVAL for an empty base. */
+int kiln_llb_example_on(kiln_buf *out, const char *name, const char *base, kiln_error **err);
 
 #endif

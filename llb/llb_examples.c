@@ -9,15 +9,26 @@
 
 static const kiln_llb_platform linux_amd64 = {"linux", "amd64", NULL, NULL};
 
+/* The image an example starts from: `ref` (with its resolve mode), or, when the caller gives one,
+ * the source identifier `base` instead (e.g. a local OCI layout, for building offline). */
 static int
-example_hello(kiln_llb_state *out, kiln_llb_builder *b, kiln_error **err)
+example_image(kiln_llb_state *out, kiln_llb_builder *b, const char *ref, const char *mode,
+              const char *base, kiln_error **err)
+{
+    if (base)
+        return kiln_llb_source(out, b, base, NULL, 0, err);
+    return kiln_llb_image(out, b, ref, mode, err);
+}
+
+static int
+example_hello(kiln_llb_state *out, kiln_llb_builder *b, const char *base, kiln_error **err)
 {
     const char *args[] = {"/bin/sh", "-c", "echo hello > /hello", NULL};
     const char *env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     kiln_llb_exec_opts o = {.args = args, .env = env};
     int ret;
 
-    if ((ret = kiln_llb_image(&o.root, b, "alpine", NULL, err)) < 0 ||
+    if ((ret = example_image(&o.root, b, "alpine", NULL, base, err)) < 0 ||
         (ret = kiln_llb_exec(out, b, &o, err)) < 0)
         return ret;
     kiln_llb_vertex_set_custom_name(out->vertex, "RUN echo hello > /hello");
@@ -25,28 +36,28 @@ example_hello(kiln_llb_state *out, kiln_llb_builder *b, kiln_error **err)
 }
 
 static int
-example_parallel(kiln_llb_state *out, kiln_llb_builder *b, kiln_error **err)
+example_parallel(kiln_llb_state *out, kiln_llb_builder *b, const char *base, kiln_error **err)
 {
     static const char *const cmds[3][4] = {{"/bin/sh", "-c", "echo a > /a", NULL},
                                            {"/bin/sh", "-c", "echo b > /b", NULL},
                                            {"/bin/sh", "-c", "echo c > /c", NULL}};
-    kiln_llb_state base, runs[3];
+    kiln_llb_state img, runs[3];
     int ret;
 
-    if ((ret = kiln_llb_image(&base, b, "docker.io/library/busybox:1.36", NULL, err)) < 0)
+    if ((ret = example_image(&img, b, "docker.io/library/busybox:1.36", NULL, base, err)) < 0)
         return ret;
     for (size_t i = 0; i < 3; i++) {
-        kiln_llb_exec_opts o = {.root = base, .args = cmds[i]};
+        kiln_llb_exec_opts o = {.root = img, .args = cmds[i]};
         if ((ret = kiln_llb_exec(&runs[i], b, &o, err)) < 0)
             return ret;
-        kiln_llb_diff(&runs[i], b, base, runs[i]);
+        kiln_llb_diff(&runs[i], b, img, runs[i]);
     }
-    kiln_llb_merge(out, b, (kiln_llb_state[]){base, runs[0], runs[1], runs[2]}, 4);
+    kiln_llb_merge(out, b, (kiln_llb_state[]){img, runs[0], runs[1], runs[2]}, 4);
     return 0;
 }
 
 static int
-example_files(kiln_llb_state *out, kiln_llb_builder *b, kiln_error **err)
+example_files(kiln_llb_state *out, kiln_llb_builder *b, const char *base, kiln_error **err)
 {
     static const char hello[] = "hello, world\n";
     kiln_llb_file_info owned = {{"app", -1}, {NULL, 1000}, 1700000000000000000LL};
@@ -58,7 +69,7 @@ example_files(kiln_llb_state *out, kiln_llb_builder *b, kiln_error **err)
     int ret;
 
     if ((ret = kiln_llb_local(&ctx, b, "context", &lo, err)) < 0 ||
-        (ret = kiln_llb_image(&img, b, "golang:1.22", NULL, err)) < 0)
+        (ret = example_image(&img, b, "golang:1.22", NULL, base, err)) < 0)
         return ret;
     kiln_llb_file_new(&f, b, img);
     copy.create_dest_path = true;
@@ -137,7 +148,7 @@ everything_exec(kiln_llb_state *out, kiln_llb_builder *b, kiln_llb_state root, k
 }
 
 static int
-example_everything(kiln_llb_state *out, kiln_llb_builder *b, kiln_error **err)
+example_everything(kiln_llb_state *out, kiln_llb_builder *b, const char *base, kiln_error **err)
 {
     static const char df[] = "FROM alpine\nRUN make install\n";
     const char *exclude[] = {"node_modules", ".git", NULL};
@@ -158,7 +169,7 @@ example_everything(kiln_llb_state *out, kiln_llb_builder *b, kiln_error **err)
     int ret;
 
     kiln_llb_builder_set_platform(b, &linux_amd64);
-    if ((ret = kiln_llb_image(&img, b, "alpine:3.19", "pull", err)) < 0 ||
+    if ((ret = example_image(&img, b, "alpine:3.19", "pull", base, err)) < 0 ||
         (ret = kiln_llb_local(&ctx, b, "context", &lo, err)) < 0 ||
         (ret = kiln_llb_git(&git, b, "https://github.com/moby/buildkit.git", "v0.11.6", &go, err)) <
                 0 ||
@@ -180,7 +191,7 @@ example_everything(kiln_llb_state *out, kiln_llb_builder *b, kiln_error **err)
 
 typedef struct example {
     const char *name;
-    int (*build)(kiln_llb_state *out, kiln_llb_builder *b, kiln_error **err);
+    int (*build)(kiln_llb_state *out, kiln_llb_builder *b, const char *base, kiln_error **err);
 } example;
 
 static const example examples[] = {
@@ -201,6 +212,12 @@ kiln_llb_example_names(void)
 int
 kiln_llb_example(kiln_buf *out, const char *name, kiln_error **err)
 {
+    return kiln_llb_example_on(out, name, NULL, err);
+}
+
+int
+kiln_llb_example_on(kiln_buf *out, const char *name, const char *base, kiln_error **err)
+{
     kiln_llb_builder *b = NULL;
     kiln_llb_state target;
     int ret;
@@ -209,7 +226,7 @@ kiln_llb_example(kiln_buf *out, const char *name, kiln_error **err)
         if (strcmp(examples[i].name, name) != 0)
             continue;
         kiln_llb_builder_new(&b);
-        ret = examples[i].build(&target, b, err);
+        ret = examples[i].build(&target, b, base, err);
         if (ret == 0)
             ret = kiln_llb_marshal(out, b, target, NULL, err);
         kiln_llb_builder_free(b);

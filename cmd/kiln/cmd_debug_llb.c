@@ -82,8 +82,10 @@ make_usage(FILE *out)
 {
     const char *const *names = kiln_llb_example_names();
 
-    fprintf(out, "Usage: kiln debug make-llb [--example NAME] [-o FILE]\n\n"
-                 "Write an example LLB Definition (default: hello) to FILE or stdout.\n\n"
+    fprintf(out, "Usage: kiln debug make-llb [--example NAME] [--base SOURCE] [-o FILE]\n\n"
+                 "Write an example LLB Definition (default: hello) to FILE or stdout.\n"
+                 "--base replaces the example's images with a source identifier, e.g.\n"
+                 "oci-layout:///path/to/layout:latest, to build it offline.\n\n"
                  "Examples:");
     for (size_t i = 0; names[i]; i++)
         fprintf(out, " %s", names[i]);
@@ -95,18 +97,21 @@ int
 kiln_cmd_debug_make_llb(int argc, char **argv)
 {
     static const struct option longopts[] = {{"example", required_argument, NULL, 'e'},
+                                             {"base", required_argument, NULL, 'b'},
                                              {"output", required_argument, NULL, 'o'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     cleanup_kiln_error kiln_error *err = NULL;
-    const char *name = "hello", *output = NULL;
+    const char *name = "hello", *output = NULL, *base = NULL;
     kiln_buf def = KILN_BUF_INIT;
     int c, ret;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "e:o:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "e:b:o:h", longopts, NULL)) != -1) {
         if (c == 'e') {
             name = optarg;
+        } else if (c == 'b') {
+            base = optarg;
         } else if (c == 'o') {
             output = optarg;
         } else if (c == 'h') {
@@ -121,7 +126,7 @@ kiln_cmd_debug_make_llb(int argc, char **argv)
         make_usage(stderr);
         return KILN_EXIT_USAGE;
     }
-    ret = kiln_llb_example(&def, name, &err);
+    ret = kiln_llb_example_on(&def, name, base, &err);
     if (ret == 0 && output && strcmp(output, "-") != 0)
         ret = kiln_fs_write_atomic(output, def.ptr, def.len, 0644, &err);
     else if (ret == 0)

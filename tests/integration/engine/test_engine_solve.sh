@@ -14,7 +14,6 @@ REG=$(dirname "$MKIMG")/registry.sh
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 [ -x /bin/busybox ] || { echo "SKIP: busybox-static missing"; exit 77; }
 
-. "$(dirname "$0")/../../helpers/sandbox-check.sh"
 T=$(mktemp -d /tmp/kiln-engine-test.XXXXXX)
 cleanup() {
     "$REG" stop "$T/reg" >/dev/null 2>&1 || true
@@ -178,6 +177,12 @@ if [ -x /usr/bin/docker-registry ]; then
 else
     echo "note: docker-registry missing, docker-image:// not tested"
 fi
+# the quick start's path: a make-llb example rebased onto the fixture with --base
+"$KILN" debug make-llb --example hello --base "oci-layout://$T/img/oci:latest" -o "$T/ex.pb" ||
+    fail "make-llb --base"
+solve ex "$T/ex.pb"
+expect_file "$T/ex/hello" hello
+grep -q '^done RUN echo hello' "$T/ex.err" || fail "example RUN did not run"
 rm -f "$T"/*.err
 
 # nothing stays mounted

@@ -9,7 +9,6 @@ if [ "$(id -u)" != 0 ] || [ ! -x /bin/busybox ]; then
     [ -n "${KILN_TEST_MUST_WORK:-}" ] && exit 1
     exit 77
 fi
-. "$(dirname "$0")/../../helpers/sandbox-check.sh"
 T=$(mktemp -d /tmp/kiln-debug-run-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 R=$T/rootfs

@@ -24,7 +24,6 @@
 #include "base/fs.h"
 #include "base/path.h"
 #include "executor/executor.h"
-#include "tests/helpers/sandbox_check.h"
 
 static char *tmp_root;  /* the test's temp dir */
 static char *rootfs;    /* tmp_root/rootfs */
@@ -1048,6 +1047,5 @@ main(void)
             cmocka_unit_test(test_executor_sandbox__concurrent_runs_independent),
     };
 
-    kiln_test_require_sandbox();
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

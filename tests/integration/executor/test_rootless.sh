@@ -18,7 +18,6 @@ done
 id "$U" >/dev/null 2>&1 || useradd -m -s /bin/sh "$U" || skip "cannot create user $U"
 grep -q "^$U:" /etc/subuid || skip "$U has no subordinate uids"
 
-. "$(dirname "$0")/../../helpers/sandbox-check.sh"
 T=$(mktemp -d /tmp/kiln-rootless-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 R=$T/rootfs
