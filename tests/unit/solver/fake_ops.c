@@ -21,6 +21,7 @@ typedef struct fake_op {
     char *selectors[FAKE_MAX_INPUTS];
     bool content[FAKE_MAX_INPUTS];
     int sleep_ms;
+    int rendezvous;
     bool fail;
 } fake_op;
 
@@ -162,6 +163,8 @@ exec_op(kiln_solver_result **outputs, const kiln_vertex_desc *v, kiln_solver_res
     int rc;
 
     count_exec(env, o->name, 1);
+    if (o->rendezvous)
+        fake_wait_count(env, &env->running, o->rendezvous);
     if (o->log) {
         kiln_op_ctx_log(ctx, 1, o->log, strlen(o->log));
         kiln_op_ctx_status(ctx, "working", 1, 2);
@@ -366,6 +369,7 @@ fake_add(kiln_solver_build *b, const fake_spec *sp, kiln_error **err)
     o->files = xstrdup(sp->files);
     o->log = xstrdup(sp->log);
     o->sleep_ms = sp->sleep_ms;
+    o->rendezvous = sp->rendezvous;
     o->fail = sp->fail;
     for (; n < FAKE_MAX_INPUTS && sp->inputs[n]; n++) {
         in[n].digest = sp->inputs[n];

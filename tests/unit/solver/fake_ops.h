@@ -27,6 +27,7 @@ typedef struct fake_spec {
     bool content[FAKE_MAX_INPUTS];
     unsigned noutputs;
     int sleep_ms;
+    int rendezvous; /* exec first waits (up to 5 s) until this many execs run at once */
     bool fail;
     unsigned flags;
     const char *log;
