@@ -8,6 +8,7 @@
 
 #include "base/base.h"
 #include "base/json.h"
+#include "oci/oci_internal.h"
 
 static const char *const known_keys[] = {"created",    "author",      "architecture", "os",
                                          "os.version", "os.features", "variant",      "config",
@@ -18,43 +19,6 @@ void
 kiln_oci_config_init(kiln_oci_config *c)
 {
     memset(c, 0, sizeof(*c));
-}
-
-static int
-str_field(char **out, const json_t *obj, const char *key, const char *what, kiln_error **err)
-{
-    json_t *v = json_object_get(obj, key);
-
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return kiln_error_set(err, KILN_EPARSE, "%s: `%s` is not a string", what, key);
-    *out = xstrdup(json_string_value(v));
-    return 0;
-}
-
-/* An array of strings; *present says whether it was there and not null. */
-static int
-strv_field(kiln_vec *out, bool *present, const json_t *obj, const char *key, const char *what,
-           kiln_error **err)
-{
-    json_t *a = json_object_get(obj, key);
-    size_t i;
-    json_t *v;
-
-    if (!a || json_is_null(a))
-        return 0;
-    if (!json_is_array(a))
-        return kiln_error_set(err, KILN_EPARSE, "%s: `%s` is not an array", what, key);
-    json_array_foreach(a, i, v)
-    {
-        if (!json_is_string(v))
-            return kiln_error_set(err, KILN_EPARSE, "%s: `%s[%zu]` is not a string", what, key, i);
-        kiln_strvec_push(out, json_string_value(v));
-    }
-    if (present)
-        *present = true;
-    return 0;
 }
 
 /* The keys of an object used as a set ({"80/tcp": {}}), sorted. */
@@ -104,7 +68,7 @@ parse_healthcheck(kiln_oci_config *c, const json_t *cfg, kiln_error **err)
     if (!json_is_object(h))
         return kiln_error_set(err, KILN_EPARSE, "%s: not an object", what);
     hc = c->healthcheck = xnew(kiln_oci_healthcheck);
-    if ((ret = strv_field(&hc->test, NULL, h, "Test", what, err)) < 0 ||
+    if ((ret = kiln_oci__opt_strv(&hc->test, NULL, h, "Test", what, err)) < 0 ||
         (ret = int_field(&hc->interval, h, "Interval", what, err)) < 0 ||
         (ret = int_field(&hc->timeout, h, "Timeout", what, err)) < 0 ||
         (ret = int_field(&hc->start_period, h, "StartPeriod", what, err)) < 0 ||
@@ -119,43 +83,31 @@ parse_exec_config(kiln_oci_config *c, const json_t *root, kiln_error **err)
 {
     const char *what = "image config: config";
     json_t *cfg = json_object_get(root, "config");
-    json_t *labels, *ae;
-    const char *k;
-    json_t *v;
+    json_t *ae;
     int ret;
 
     if (!cfg || json_is_null(cfg))
         return 0;
     if (!json_is_object(cfg))
         return kiln_error_set(err, KILN_EPARSE, "%s: not an object", what);
-    if ((ret = str_field(&c->user, cfg, "User", what, err)) < 0 ||
+    if ((ret = kiln_oci__opt_str(&c->user, cfg, "User", what, err)) < 0 ||
         (ret = set_field(&c->exposed_ports, cfg, "ExposedPorts", what, err)) < 0 ||
-        (ret = strv_field(&c->env, NULL, cfg, "Env", what, err)) < 0 ||
-        (ret = strv_field(&c->entrypoint, &c->has_entrypoint, cfg, "Entrypoint", what, err)) < 0 ||
-        (ret = strv_field(&c->cmd, &c->has_cmd, cfg, "Cmd", what, err)) < 0 ||
+        (ret = kiln_oci__opt_strv(&c->env, NULL, cfg, "Env", what, err)) < 0 ||
+        (ret = kiln_oci__opt_strv(&c->entrypoint, &c->has_entrypoint, cfg, "Entrypoint", what,
+                                  err)) < 0 ||
+        (ret = kiln_oci__opt_strv(&c->cmd, &c->has_cmd, cfg, "Cmd", what, err)) < 0 ||
         (ret = set_field(&c->volumes, cfg, "Volumes", what, err)) < 0 ||
-        (ret = str_field(&c->working_dir, cfg, "WorkingDir", what, err)) < 0 ||
-        (ret = str_field(&c->stop_signal, cfg, "StopSignal", what, err)) < 0 ||
-        (ret = strv_field(&c->on_build, NULL, cfg, "OnBuild", what, err)) < 0 ||
-        (ret = strv_field(&c->shell, NULL, cfg, "Shell", what, err)) < 0 ||
+        (ret = kiln_oci__opt_str(&c->working_dir, cfg, "WorkingDir", what, err)) < 0 ||
+        (ret = kiln_oci__opt_str(&c->stop_signal, cfg, "StopSignal", what, err)) < 0 ||
+        (ret = kiln_oci__opt_strv(&c->on_build, NULL, cfg, "OnBuild", what, err)) < 0 ||
+        (ret = kiln_oci__opt_strv(&c->shell, NULL, cfg, "Shell", what, err)) < 0 ||
         (ret = parse_healthcheck(c, cfg, err)) < 0)
         return ret;
     ae = json_object_get(cfg, "ArgsEscaped");
     if (ae && !json_is_null(ae) && !json_is_boolean(ae))
         return kiln_error_set(err, KILN_EPARSE, "%s: `ArgsEscaped` is not a boolean", what);
     c->args_escaped = json_is_true(ae);
-    labels = json_object_get(cfg, "Labels");
-    if (labels && !json_is_null(labels)) {
-        if (!json_is_object(labels))
-            return kiln_error_set(err, KILN_EPARSE, "%s: `Labels` is not an object", what);
-        json_object_foreach(labels, k, v)
-        {
-            if (!json_is_string(v))
-                return kiln_error_set(err, KILN_EPARSE, "%s: label `%s` is not a string", what, k);
-        }
-        c->labels = json_incref(labels);
-    }
-    return 0;
+    return kiln_oci__opt_string_map(&c->labels, cfg, "Labels", "label", what, err);
 }
 
 static int
@@ -174,7 +126,7 @@ parse_rootfs(kiln_oci_config *c, const json_t *root, kiln_error **err)
         return kiln_error_set(err, KILN_EPARSE, "%s: `type` must be \"layers\"", what);
     if (!json_is_array(json_object_get(rootfs, "diff_ids")))
         return kiln_error_set(err, KILN_EPARSE, "%s: missing `diff_ids`", what);
-    ret = strv_field(&c->diff_ids, NULL, rootfs, "diff_ids", what, err);
+    ret = kiln_oci__opt_strv(&c->diff_ids, NULL, rootfs, "diff_ids", what, err);
     if (ret < 0)
         return ret;
     kiln_vec_foreach(&c->diff_ids, i, d) {
@@ -206,10 +158,10 @@ parse_history(kiln_oci_config *c, const json_t *root, kiln_error **err)
         c->n_history = i + 1;
         if (!json_is_object(e))
             return kiln_error_set(err, KILN_EPARSE, "%s: not an object", what);
-        if ((ret = str_field(&he->created, e, "created", what, err)) < 0 ||
-            (ret = str_field(&he->author, e, "author", what, err)) < 0 ||
-            (ret = str_field(&he->created_by, e, "created_by", what, err)) < 0 ||
-            (ret = str_field(&he->comment, e, "comment", what, err)) < 0)
+        if ((ret = kiln_oci__opt_str(&he->created, e, "created", what, err)) < 0 ||
+            (ret = kiln_oci__opt_str(&he->author, e, "author", what, err)) < 0 ||
+            (ret = kiln_oci__opt_str(&he->created_by, e, "created_by", what, err)) < 0 ||
+            (ret = kiln_oci__opt_str(&he->comment, e, "comment", what, err)) < 0)
             return ret;
         el = json_object_get(e, "empty_layer");
         if (el && !json_is_null(el) && !json_is_boolean(el))
@@ -262,13 +214,14 @@ kiln_oci_config_parse(kiln_oci_config *out, const char *data, size_t len, kiln_e
         return ret;
     if (!json_is_object(root))
         return kiln_error_set(err, KILN_EPARSE, "image config: not a JSON object");
-    if ((ret = str_field(&c.created, root, "created", what, err)) < 0 ||
-        (ret = str_field(&c.author, root, "author", what, err)) < 0 ||
-        (ret = str_field(&c.platform.architecture, root, "architecture", what, err)) < 0 ||
-        (ret = str_field(&c.platform.os, root, "os", what, err)) < 0 ||
-        (ret = str_field(&c.platform.os_version, root, "os.version", what, err)) < 0 ||
-        (ret = strv_field(&c.platform.os_features, NULL, root, "os.features", what, err)) < 0 ||
-        (ret = str_field(&c.platform.variant, root, "variant", what, err)) < 0 ||
+    if ((ret = kiln_oci__opt_str(&c.created, root, "created", what, err)) < 0 ||
+        (ret = kiln_oci__opt_str(&c.author, root, "author", what, err)) < 0 ||
+        (ret = kiln_oci__opt_str(&c.platform.architecture, root, "architecture", what, err)) < 0 ||
+        (ret = kiln_oci__opt_str(&c.platform.os, root, "os", what, err)) < 0 ||
+        (ret = kiln_oci__opt_str(&c.platform.os_version, root, "os.version", what, err)) < 0 ||
+        (ret = kiln_oci__opt_strv(&c.platform.os_features, NULL, root, "os.features", what, err)) <
+                0 ||
+        (ret = kiln_oci__opt_str(&c.platform.variant, root, "variant", what, err)) < 0 ||
         (ret = parse_exec_config(&c, root, err)) < 0 || (ret = parse_rootfs(&c, root, err)) < 0 ||
         (ret = parse_history(&c, root, err)) < 0)
         goto fail;
@@ -285,18 +238,6 @@ fail:
 }
 
 /* ---- serialisation ------------------------------------------------------------------------- */
-
-static json_t *
-strv_json(const kiln_vec *v)
-{
-    json_t *a = json_array();
-    const char *s;
-
-    kiln_vec_foreach(v, i, s) {
-        json_array_append_new(a, json_string(s));
-    }
-    return a;
-}
 
 static json_t *
 set_json(const kiln_vec *v)
@@ -323,7 +264,7 @@ healthcheck_json(const kiln_oci_healthcheck *h)
     json_t *o = json_object();
 
     if (h->test.len)
-        json_object_set_new(o, "Test", strv_json(&h->test));
+        json_object_set_new(o, "Test", kiln_oci__strv_json(&h->test));
     if (h->interval)
         json_object_set_new(o, "Interval", json_integer(h->interval));
     if (h->timeout)
@@ -346,11 +287,11 @@ exec_config_json(const kiln_oci_config *c)
     if (c->exposed_ports.len)
         json_object_set_new(o, "ExposedPorts", set_json(&c->exposed_ports));
     if (c->env.len)
-        json_object_set_new(o, "Env", strv_json(&c->env));
+        json_object_set_new(o, "Env", kiln_oci__strv_json(&c->env));
     if (c->has_entrypoint)
-        json_object_set_new(o, "Entrypoint", strv_json(&c->entrypoint));
+        json_object_set_new(o, "Entrypoint", kiln_oci__strv_json(&c->entrypoint));
     if (c->has_cmd)
-        json_object_set_new(o, "Cmd", strv_json(&c->cmd));
+        json_object_set_new(o, "Cmd", kiln_oci__strv_json(&c->cmd));
     if (c->volumes.len)
         json_object_set_new(o, "Volumes", set_json(&c->volumes));
     put_str(o, "WorkingDir", c->working_dir);
@@ -362,9 +303,9 @@ exec_config_json(const kiln_oci_config *c)
     if (c->healthcheck)
         json_object_set_new(o, "Healthcheck", healthcheck_json(c->healthcheck));
     if (c->on_build.len)
-        json_object_set_new(o, "OnBuild", strv_json(&c->on_build));
+        json_object_set_new(o, "OnBuild", kiln_oci__strv_json(&c->on_build));
     if (c->shell.len)
-        json_object_set_new(o, "Shell", strv_json(&c->shell));
+        json_object_set_new(o, "Shell", kiln_oci__strv_json(&c->shell));
     return o;
 }
 
@@ -384,11 +325,11 @@ kiln_oci_config_to_json(const kiln_oci_config *c, size_t *len_out)
     json_object_set_new(root, "os", json_string(c->platform.os ? c->platform.os : ""));
     put_str(root, "os.version", c->platform.os_version);
     if (c->platform.os_features.len)
-        json_object_set_new(root, "os.features", strv_json(&c->platform.os_features));
+        json_object_set_new(root, "os.features", kiln_oci__strv_json(&c->platform.os_features));
     put_str(root, "variant", c->platform.variant);
     json_object_set_new(root, "config", exec_config_json(c));
     json_object_set_new(rootfs, "type", json_string("layers"));
-    json_object_set_new(rootfs, "diff_ids", strv_json(&c->diff_ids));
+    json_object_set_new(rootfs, "diff_ids", kiln_oci__strv_json(&c->diff_ids));
     json_object_set_new(root, "rootfs", rootfs);
     for (size_t i = 0; i < c->n_history; i++) {
         const kiln_oci_history *h = &c->history[i];

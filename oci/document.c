@@ -8,6 +8,7 @@
 #include "base/base.h"
 #include "base/digest.h"
 #include "base/json.h"
+#include "oci/oci_internal.h"
 
 #define MAX_ENTRIES 100000 /* layers or index entries: far above any real image */
 
@@ -51,39 +52,6 @@ parse_common(json_t **root, char **media_type, const char *data, size_t len, con
     *media_type = xstrdup(
             doc_mt ? doc_mt
                    : (kind == KILN_OCI_KIND_INDEX ? KILN_OCI_MT_INDEX : KILN_OCI_MT_MANIFEST));
-    return 0;
-}
-
-static int
-opt_string(char **out, const json_t *obj, const char *key, const char *what, kiln_error **err)
-{
-    json_t *v = json_object_get(obj, key);
-
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return kiln_error_set(err, KILN_EPARSE, "%s: `%s` is not a string", what, key);
-    *out = xstrdup(json_string_value(v));
-    return 0;
-}
-
-static int
-opt_annotations(json_t **out, const json_t *obj, const char *what, kiln_error **err)
-{
-    json_t *m = json_object_get(obj, "annotations");
-    const char *k;
-    json_t *v;
-
-    if (!m || json_is_null(m))
-        return 0;
-    if (!json_is_object(m))
-        return kiln_error_set(err, KILN_EPARSE, "%s: `annotations` is not an object", what);
-    json_object_foreach(m, k, v)
-    {
-        if (!json_is_string(v))
-            return kiln_error_set(err, KILN_EPARSE, "%s: annotation `%s` is not a string", what, k);
-    }
-    *out = json_incref(m);
     return 0;
 }
 
@@ -163,9 +131,10 @@ kiln_oci_manifest_parse(kiln_oci_manifest *out, const char *data, size_t len,
     if (ret < 0)
         goto fail;
     if ((ret = descriptor_array(&m.layers, &m.n_layers, root, "layers", true, what, err)) < 0 ||
-        (ret = opt_string(&m.artifact_type, root, "artifactType", what, err)) < 0 ||
+        (ret = kiln_oci__opt_str(&m.artifact_type, root, "artifactType", what, err)) < 0 ||
         (ret = opt_subject(&m.subject, root, "image manifest subject", err)) < 0 ||
-        (ret = opt_annotations(&m.annotations, root, what, err)) < 0)
+        (ret = kiln_oci__opt_string_map(&m.annotations, root, "annotations", "annotation", what,
+                                        err)) < 0)
         goto fail;
     *out = m;
     return 0;
@@ -248,9 +217,10 @@ kiln_oci_index_parse(kiln_oci_index *out, const char *data, size_t len, const ch
                             err)) < 0 ||
         (ret = descriptor_array(&ix.manifests, &ix.n_manifests, root, "manifests", true, what,
                                 err)) < 0 ||
-        (ret = opt_string(&ix.artifact_type, root, "artifactType", what, err)) < 0 ||
+        (ret = kiln_oci__opt_str(&ix.artifact_type, root, "artifactType", what, err)) < 0 ||
         (ret = opt_subject(&ix.subject, root, "image index subject", err)) < 0 ||
-        (ret = opt_annotations(&ix.annotations, root, what, err)) < 0) {
+        (ret = kiln_oci__opt_string_map(&ix.annotations, root, "annotations", "annotation", what,
+                                        err)) < 0) {
         kiln_oci_index_dispose(&ix);
         return ret;
     }

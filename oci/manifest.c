@@ -170,61 +170,6 @@ kiln_oci_digest_valid(const char *s)
 /* ---- descriptors --------------------------------------------------------------------------- */
 
 static int
-get_string_array(kiln_vec *out, const json_t *obj, const char *key, const char *what,
-                 kiln_error **err)
-{
-    json_t *arr = json_object_get(obj, key);
-    size_t i;
-    json_t *v;
-
-    if (!arr || json_is_null(arr))
-        return 0;
-    if (!json_is_array(arr))
-        return kiln_error_set(err, KILN_EPARSE, "%s: `%s` is not an array", what, key);
-    json_array_foreach(arr, i, v)
-    {
-        if (!json_is_string(v))
-            return kiln_error_set(err, KILN_EPARSE, "%s: `%s[%zu]` is not a string", what, key, i);
-        kiln_strvec_push(out, json_string_value(v));
-    }
-    return 0;
-}
-
-/* An optional object whose values are all strings (annotations); new reference in *out. */
-static int
-get_string_map(json_t **out, const json_t *obj, const char *key, const char *what, kiln_error **err)
-{
-    json_t *m = json_object_get(obj, key);
-    const char *k;
-    json_t *v;
-
-    if (!m || json_is_null(m))
-        return 0;
-    if (!json_is_object(m))
-        return kiln_error_set(err, KILN_EPARSE, "%s: `%s` is not an object", what, key);
-    json_object_foreach(m, k, v)
-    {
-        if (!json_is_string(v))
-            return kiln_error_set(err, KILN_EPARSE, "%s: `%s.%s` is not a string", what, key, k);
-    }
-    *out = json_incref(m);
-    return 0;
-}
-
-static int
-get_opt_str(char **out, const json_t *obj, const char *key, const char *what, kiln_error **err)
-{
-    json_t *v = json_object_get(obj, key);
-
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return kiln_error_set(err, KILN_EPARSE, "%s: `%s` is not a string", what, key);
-    *out = xstrdup(json_string_value(v));
-    return 0;
-}
-
-static int
 platform_from_json(kiln_oci_platform **out, const json_t *obj, const char *what, kiln_error **err)
 {
     json_t *pj = json_object_get(obj, "platform");
@@ -237,12 +182,12 @@ platform_from_json(kiln_oci_platform **out, const json_t *obj, const char *what,
         return kiln_error_set(err, KILN_EPARSE, "%s: `platform` is not an object", what);
     p = xnew(kiln_oci_platform);
     *out = p;
-    if ((ret = get_opt_str(&p->os, pj, "os", what, err)) < 0 ||
-        (ret = get_opt_str(&p->architecture, pj, "architecture", what, err)) < 0 ||
-        (ret = get_opt_str(&p->variant, pj, "variant", what, err)) < 0 ||
-        (ret = get_opt_str(&p->os_version, pj, "os.version", what, err)) < 0 ||
-        (ret = get_string_array(&p->os_features, pj, "os.features", what, err)) < 0 ||
-        (ret = get_string_array(&p->features, pj, "features", what, err)) < 0)
+    if ((ret = kiln_oci__opt_str(&p->os, pj, "os", what, err)) < 0 ||
+        (ret = kiln_oci__opt_str(&p->architecture, pj, "architecture", what, err)) < 0 ||
+        (ret = kiln_oci__opt_str(&p->variant, pj, "variant", what, err)) < 0 ||
+        (ret = kiln_oci__opt_str(&p->os_version, pj, "os.version", what, err)) < 0 ||
+        (ret = kiln_oci__opt_strv(&p->os_features, NULL, pj, "os.features", what, err)) < 0 ||
+        (ret = kiln_oci__opt_strv(&p->features, NULL, pj, "features", what, err)) < 0)
         return ret;
     if (!p->os || !p->architecture)
         return kiln_error_set(err, KILN_EPARSE, "%s: platform lacks `os` or `architecture`", what);
@@ -255,8 +200,8 @@ descriptor_required(kiln_oci_descriptor *d, const json_t *obj, const char *what,
     json_t *size = json_object_get(obj, "size");
     int ret;
 
-    if ((ret = get_opt_str(&d->media_type, obj, "mediaType", what, err)) < 0 ||
-        (ret = get_opt_str(&d->digest, obj, "digest", what, err)) < 0)
+    if ((ret = kiln_oci__opt_str(&d->media_type, obj, "mediaType", what, err)) < 0 ||
+        (ret = kiln_oci__opt_str(&d->digest, obj, "digest", what, err)) < 0)
         return ret;
     if (!d->media_type || !kiln_oci_media_type_valid(d->media_type))
         return kiln_error_set(err, KILN_EPARSE, "%s: missing or invalid `mediaType`", what);
@@ -310,9 +255,10 @@ kiln_oci_descriptor_from_json(kiln_oci_descriptor *out, const json_t *obj, const
     if (!json_is_object(obj))
         return kiln_error_set(err, KILN_EPARSE, "%s: descriptor is not an object", what);
     if ((ret = descriptor_required(out, obj, what, err)) < 0 ||
-        (ret = get_opt_str(&out->artifact_type, obj, "artifactType", what, err)) < 0 ||
-        (ret = get_string_array(&out->urls, obj, "urls", what, err)) < 0 ||
-        (ret = get_string_map(&out->annotations, obj, "annotations", what, err)) < 0 ||
+        (ret = kiln_oci__opt_str(&out->artifact_type, obj, "artifactType", what, err)) < 0 ||
+        (ret = kiln_oci__opt_strv(&out->urls, NULL, obj, "urls", what, err)) < 0 ||
+        (ret = kiln_oci__opt_string_map(&out->annotations, obj, "annotations", NULL, what, err)) <
+                0 ||
         (ret = platform_from_json(&out->platform, obj, what, err)) < 0)
         return ret;
     data = json_object_get(obj, "data");
@@ -328,18 +274,6 @@ kiln_oci_descriptor_from_json(kiln_oci_descriptor *out, const json_t *obj, const
 }
 
 static json_t *
-strvec_to_json(const kiln_vec *v)
-{
-    json_t *a = json_array();
-    const char *s;
-
-    kiln_vec_foreach(v, i, s) {
-        json_array_append_new(a, json_string(s));
-    }
-    return a;
-}
-
-static json_t *
 platform_to_json(const kiln_oci_platform *p)
 {
     json_t *o = json_object();
@@ -351,9 +285,9 @@ platform_to_json(const kiln_oci_platform *p)
     if (p->os_version)
         json_object_set_new(o, "os.version", json_string(p->os_version));
     if (p->os_features.len)
-        json_object_set_new(o, "os.features", strvec_to_json(&p->os_features));
+        json_object_set_new(o, "os.features", kiln_oci__strv_json(&p->os_features));
     if (p->features.len)
-        json_object_set_new(o, "features", strvec_to_json(&p->features));
+        json_object_set_new(o, "features", kiln_oci__strv_json(&p->features));
     return o;
 }
 
@@ -369,7 +303,7 @@ kiln_oci_descriptor_to_json(const kiln_oci_descriptor *d)
     if (d->artifact_type)
         json_object_set_new(o, "artifactType", json_string(d->artifact_type));
     if (d->urls.len)
-        json_object_set_new(o, "urls", strvec_to_json(&d->urls));
+        json_object_set_new(o, "urls", kiln_oci__strv_json(&d->urls));
     if (d->annotations && json_object_size(d->annotations))
         json_object_set(o, "annotations", d->annotations);
     if (d->data)
