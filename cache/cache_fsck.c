@@ -177,58 +177,63 @@ sweep_blob_records(kiln_cache *c, MDB_txn *t, kiln_error **err)
 }
 
 /* Read the refs table: lease owners into `leases`, other owners' snapshot targets into `held`. */
-static int
-read_refs(MDB_txn *t, kiln_cache *c, kiln_map *leases, kiln_map *held, kiln_error **err)
-{
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(t, c->dbi[CACHE_DB_REFS], &cur);
+struct refs_scan {
+    kiln_map *leases, *held;
+};
 
-    if (rc != 0)
-        return kiln_error_from_mdb(err, rc, "open refs cursor");
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        cleanup_free char *owner = xstrndup(k.mv_data, k.mv_size);
-        cleanup_free char *target = xstrndup(v.mv_data, v.mv_size);
-        if (kiln_str_has_prefix(owner, "lease:"))
-            kiln_map_put(leases, owner, NULL);
-        else if (kiln_str_has_prefix(target, "snapshot:"))
-            kiln_map_put(held, target + 9, NULL);
-    }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return kiln_error_from_mdb(err, rc, "scan refs");
+static int
+read_ref_row(const char *owner, const MDB_val *v, void *payload, kiln_error **err)
+{
+    struct refs_scan *r = payload;
+    cleanup_free char *target = xstrndup(v->mv_data, v->mv_size);
+
+    (void)err;
+    if (kiln_str_has_prefix(owner, "lease:"))
+        kiln_map_put(r->leases, owner, NULL);
+    else if (kiln_str_has_prefix(target, "snapshot:"))
+        kiln_map_put(r->held, target + 9, NULL);
     return 0;
 }
 
+static int
+read_refs(MDB_txn *t, kiln_cache *c, kiln_map *leases, kiln_map *held, kiln_error **err)
+{
+    struct refs_scan r = {leases, held};
+
+    return kiln_cache__scan(t, c, CACHE_DB_REFS, read_ref_row, &r, err);
+}
+
 /* Collect active snapshots and views nothing holds (no ref, no "kiln.keep" label). */
+struct stale_scan {
+    const kiln_map *held;
+    kiln_vec *out;
+};
+
+static int
+stale_snapshot_row(const char *id, const MDB_val *v, void *payload, kiln_error **err)
+{
+    struct stale_scan *x = payload;
+    cache_snap s = {0};
+    kiln_error *tmp = NULL;
+
+    (void)err;
+    if (kiln_cache__snap_decode(&s, v, id, &tmp) < 0) {
+        kiln_error_free(&tmp); /* fsck reports corrupt records */
+        return 0;
+    }
+    if (s.kind != KILN_CACHE_SNAPSHOT_COMMITTED && !kiln_map_has(x->held, id) &&
+        json_object_get(s.labels, "kiln.keep") == NULL)
+        kiln_strvec_push(x->out, id);
+    kiln_cache__snap_dispose(&s);
+    return 0;
+}
+
 static int
 stale_snapshots(MDB_txn *t, kiln_cache *c, const kiln_map *held, kiln_vec *out, kiln_error **err)
 {
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(t, c->dbi[CACHE_DB_SNAPSHOTS], &cur);
+    struct stale_scan x = {held, out};
 
-    if (rc != 0)
-        return kiln_error_from_mdb(err, rc, "open snapshots cursor");
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        cleanup_free char *id = xstrndup(k.mv_data, k.mv_size);
-        cache_snap s = {0};
-        kiln_error *tmp = NULL;
-        if (kiln_cache__snap_decode(&s, &v, id, &tmp) < 0) {
-            kiln_error_free(&tmp); /* fsck reports corrupt records */
-            continue;
-        }
-        if (s.kind != KILN_CACHE_SNAPSHOT_COMMITTED && !kiln_map_has(held, id) &&
-            json_object_get(s.labels, "kiln.keep") == NULL)
-            kiln_strvec_push(out, id);
-        kiln_cache__snap_dispose(&s);
-    }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return kiln_error_from_mdb(err, rc, "scan snapshots");
-    return 0;
+    return kiln_cache__scan(t, c, CACHE_DB_SNAPSHOTS, stale_snapshot_row, &x, err);
 }
 
 /* With no other process around, no build is running: every lease is stale, and so is every
@@ -339,24 +344,27 @@ count_blob_ref(fsck_ctx *x, const char *digest)
 
 typedef void (*row_fn)(fsck_ctx *x, const char *key, const MDB_val *v);
 
+struct row_scan {
+    fsck_ctx *x;
+    row_fn fn;
+};
+
+static int
+each_row_cb(const char *key, const MDB_val *v, void *payload, kiln_error **err)
+{
+    struct row_scan *r = payload;
+
+    (void)err;
+    r->fn(r->x, key, v);
+    return 0;
+}
+
 static int
 each_row(fsck_ctx *x, cache_db db, row_fn fn, kiln_error **err)
 {
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(x->t, x->c->dbi[db], &cur);
+    struct row_scan r = {x, fn};
 
-    if (rc != 0)
-        return kiln_error_from_mdb(err, rc, "open cursor");
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        cleanup_free char *key = xstrndup(k.mv_data, k.mv_size);
-        fn(x, key, &v);
-    }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return kiln_error_from_mdb(err, rc, "scan table");
-    return 0;
+    return kiln_cache__scan(x->t, x->c, db, each_row_cb, &r, err);
 }
 
 static void

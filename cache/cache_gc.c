@@ -72,32 +72,6 @@ graph_dispose(gc_graph *g)
     kiln_strvec_dispose(&g->roots);
 }
 
-typedef int (*scan_fn)(const char *key, const MDB_val *v, void *payload, kiln_error **err);
-
-/* Call fn for every row of table db (keys as C strings). */
-static int
-scan(MDB_txn *t, kiln_cache *c, cache_db db, scan_fn fn, void *payload, kiln_error **err)
-{
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    int rc, ret = 0;
-
-    rc = mdb_cursor_open(t, c->dbi[db], &cur);
-    if (rc != 0)
-        return kiln_error_from_mdb(err, rc, "open cursor");
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && ret == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        cleanup_free char *key = xstrndup(k.mv_data, k.mv_size);
-        ret = fn(key, &v, payload, err);
-    }
-    mdb_cursor_close(cur);
-    if (ret < 0)
-        return ret;
-    if (rc != MDB_NOTFOUND)
-        return kiln_error_from_mdb(err, rc, "scan table");
-    return 0;
-}
-
 static int
 load_snap(const char *key, const MDB_val *v, void *payload, kiln_error **err)
 {
@@ -159,35 +133,16 @@ load_ref(const char *key, const MDB_val *v, void *payload, kiln_error **err)
 }
 
 static int
-load_ref_dups(MDB_txn *t, kiln_cache *c, gc_graph *g, kiln_error **err)
-{
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(t, c->dbi[CACHE_DB_REFS], &cur);
-
-    if (rc != 0)
-        return kiln_error_from_mdb(err, rc, "open refs cursor");
-    /* MDB_NEXT visits every duplicate of a DUPSORT table */
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-        load_ref(NULL, &v, g, err);
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return kiln_error_from_mdb(err, rc, "scan refs");
-    return 0;
-}
-
-static int
 graph_load(gc_graph *g, MDB_txn *t, kiln_cache *c, kiln_error **err)
 {
-    int ret = scan(t, c, CACHE_DB_SNAPSHOTS, load_snap, g, err);
+    int ret = kiln_cache__scan(t, c, CACHE_DB_SNAPSHOTS, load_snap, g, err);
 
     if (ret == 0)
-        ret = scan(t, c, CACHE_DB_BLOBS, load_blob, g, err);
+        ret = kiln_cache__scan(t, c, CACHE_DB_BLOBS, load_blob, g, err);
     if (ret == 0)
-        ret = scan(t, c, CACHE_DB_KEYS, load_key, g, err);
+        ret = kiln_cache__scan(t, c, CACHE_DB_KEYS, load_key, g, err);
     if (ret == 0)
-        ret = load_ref_dups(t, c, g, err);
+        ret = kiln_cache__scan(t, c, CACHE_DB_REFS, load_ref, g, err); /* with duplicates */
     return ret;
 }
 

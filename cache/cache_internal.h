@@ -64,6 +64,13 @@ int kiln_cache__txn_commit(MDB_txn **t, kiln_error **err);
 /* Get: *out borrowed until the txn ends. KILN_ENOTFOUND naming `what`. */
 int kiln_cache__get(MDB_val *out, MDB_txn *t, kiln_cache *c, cache_db db, const char *key,
                     const char *what, kiln_error **err);
+/* Call fn(key, value, payload, err) for every row of table db in key order (every duplicate of
+ * a DUPSORT table too), keys as C strings; values are borrowed for the call. Stops at and returns
+ * fn's first negative return. Read-only: fn must not change db. */
+typedef int (*kiln_cache__scan_fn)(const char *key, const MDB_val *v, void *payload,
+                                   kiln_error **err);
+int kiln_cache__scan(MDB_txn *t, kiln_cache *c, cache_db db, kiln_cache__scan_fn fn, void *payload,
+                     kiln_error **err);
 int kiln_cache__put(MDB_txn *t, kiln_cache *c, cache_db db, const char *key, const void *data,
                     size_t len, kiln_error **err);
 /* Delete; a missing key is KILN_ENOTFOUND naming `what`. */

@@ -440,3 +440,27 @@ kiln_cache_free(kiln_cache *c)
     free(c->root);
     free(c);
 }
+
+int
+kiln_cache__scan(MDB_txn *t, kiln_cache *c, cache_db db, kiln_cache__scan_fn fn, void *payload,
+                 kiln_error **err)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc, ret = 0;
+
+    rc = mdb_cursor_open(t, c->dbi[db], &cur);
+    if (rc != 0)
+        return kiln_error_from_mdb(err, rc, "open cursor");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && ret == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        cleanup_free char *key = xstrndup(k.mv_data, k.mv_size);
+        ret = fn(key, &v, payload, err);
+    }
+    mdb_cursor_close(cur);
+    if (ret < 0)
+        return ret;
+    if (rc != MDB_NOTFOUND)
+        return kiln_error_from_mdb(err, rc, "scan table");
+    return 0;
+}
