@@ -35,5 +35,21 @@ int kiln_cmd_debug_dump_llb(int argc, char **argv);
 int kiln_cmd_debug_make_llb(int argc, char **argv);
 int kiln_cmd_debug_fsck(int argc, char **argv);
 int kiln_cmd_debug_solve(int argc, char **argv);
+/* cmd_build.c */
+int kiln_cmd_build(int argc, char **argv);
+int kiln_cmd_history(int argc, char **argv);
+/* cmd_image.c: the local image store */
+int kiln_cmd_images(int argc, char **argv);
+int kiln_cmd_tag(int argc, char **argv);
+int kiln_cmd_rmi(int argc, char **argv);
+int kiln_cmd_push(int argc, char **argv);
+int kiln_cmd_pull(int argc, char **argv);
+int kiln_cmd_save(int argc, char **argv);
+int kiln_cmd_load(int argc, char **argv);
+int kiln_cmd_inspect(int argc, char **argv);
+int kiln_cmd_run(int argc, char **argv);
+/* cmd_du.c: disk usage and prune */
+int kiln_cmd_du(int argc, char **argv);
+int kiln_cmd_prune(int argc, char **argv);
 
 #endif

@@ -9,6 +9,19 @@
 #include "cmd/kiln/commands.h"
 
 static const kiln_cmd commands[] = {
+        {"build", kiln_cmd_build, "Build an image from a Dockerfile"},
+        {"run", kiln_cmd_run, "Run a command in a new sandbox from an image"},
+        {"images", kiln_cmd_images, "List images in the local store"},
+        {"tag", kiln_cmd_tag, "Create a name that refers to an image"},
+        {"rmi", kiln_cmd_rmi, "Remove image names from the local store"},
+        {"inspect", kiln_cmd_inspect, "Show an image's manifest and config"},
+        {"push", kiln_cmd_push, "Push an image to a registry"},
+        {"pull", kiln_cmd_pull, "Pull an image from a registry"},
+        {"save", kiln_cmd_save, "Write images to a docker or OCI tar archive"},
+        {"load", kiln_cmd_load, "Load images from a docker or OCI tar archive"},
+        {"history", kiln_cmd_history, "Show recorded builds: steps, times, cache hits"},
+        {"du", kiln_cmd_du, "Show disk usage of the build cache"},
+        {"prune", kiln_cmd_prune, "Remove build cache"},
         {"version", kiln_cmd_version, "Show the kiln version and its libraries"},
         {"debug", kiln_cmd_debug, "Low-level tools: dump and make LLB, run a sandbox"},
         {"dockerfile", kiln_cmd_dockerfile, "Dockerfile tools: parse and dump the AST"},

@@ -133,4 +133,180 @@ int kiln_engine_result_export_dir(kiln_engine *e, const kiln_engine_result *r, c
 /** Release a result (NULL-safe). */
 void kiln_engine_result_free(kiln_engine *e, kiln_engine_result *r);
 
+/* ---------------------------------------------------------------------------------------------
+ * Images: export a result as an OCI image, the local image store, pushing and running images.
+ */
+
+typedef struct kiln_engine_image kiln_engine_image;
+
+typedef enum kiln_engine_compression {
+    KILN_ENGINE_COMPRESSION_GZIP = 0,
+    KILN_ENGINE_COMPRESSION_ZSTD,
+    KILN_ENGINE_COMPRESSION_UNCOMPRESSED,
+} kiln_engine_compression;
+
+#define KILN_ENGINE_IMAGE_OPTS_VERSION 1
+
+typedef struct kiln_engine_image_opts {
+    int version;             /* KILN_ENGINE_IMAGE_OPTS_VERSION */
+    const char *config_json; /* the frontend's image config (rootfs.diff_ids ignored); NULL =
+                              * a minimal config for the host platform */
+    kiln_engine_compression compression;
+    int compression_level;            /* 0 = default */
+    bool force_compression;           /* recompress layers stored with another compression */
+    bool docker_media_types;          /* Docker schema 2 media types (type=docker, docker load) */
+    int64_t epoch;                    /* SOURCE_DATE_EPOCH, -1 = unset: created + history times */
+    bool rewrite_timestamp;           /* clamp file mtimes in new layers to epoch (needs epoch) */
+    kiln_engine_progress_fn progress; /* optional: "exporting layers" status events */
+    void *progress_payload;
+} kiln_engine_image_opts;
+
+#define KILN_ENGINE_IMAGE_OPTS_INIT                                                              \
+    {                                                                                            \
+        KILN_ENGINE_IMAGE_OPTS_VERSION, NULL, KILN_ENGINE_COMPRESSION_GZIP, 0, false, false, -1, \
+                false, NULL, NULL                                                                \
+    }
+
+/**
+ * Make an image of result r: one layer per snapshot of its chain (base image layers keep their
+ * original blobs; layers exported before are reused from the content store, never recompressed),
+ * the config with rootfs.diff_ids and history aligned to the layers, and the manifest; every blob
+ * is stored in the content store.
+ * @param out  owned by the caller (kiln_engine_image_free)
+ * @return 0; KILN_EPARSE (bad config JSON), KILN_ENOTFOUND (snapshot gone), KILN_ESYS
+ */
+int kiln_engine_image_export(kiln_engine_image **out, kiln_engine *e, const kiln_engine_result *r,
+                             const kiln_engine_image_opts *opts, struct kiln_error **err);
+
+/**
+ * Load an image of the local store by name ("app", "app:1", "127.0.0.1:5000/x:y") or by
+ * (a unique prefix of) its manifest digest or image id.
+ * @return 0; KILN_ENOTFOUND (no such image), KILN_EINVAL (bad reference)
+ */
+int kiln_engine_image_get(kiln_engine_image **out, kiln_engine *e, const char *name,
+                          struct kiln_error **err);
+
+void kiln_engine_image_free(kiln_engine_image *img);
+
+/* The manifest digest, the config digest (= image id), the manifest's and the config's JSON
+ * bytes (NUL-terminated), all borrowed from img. */
+const char *kiln_engine_image_digest(const kiln_engine_image *img);
+const char *kiln_engine_image_config_digest(const kiln_engine_image *img);
+const char *kiln_engine_image_manifest_json(const kiln_engine_image *img);
+const char *kiln_engine_image_config_json(const kiln_engine_image *img);
+/* Total size of the image's blobs (manifest, config, layers) in bytes. */
+int64_t kiln_engine_image_size(const kiln_engine_image *img);
+
+/**
+ * Name image img in the local store (docker's normalisation: "app" =
+ * "docker.io/library/app:latest"; an existing name moves to this image). The store keeps the
+ * image's blobs and snapshots from GC.
+ * @return 0; KILN_EINVAL (bad name)
+ */
+int kiln_engine_image_tag(kiln_engine *e, const kiln_engine_image *img, const char *name,
+                          struct kiln_error **err);
+
+/** Remove name from the local store. KILN_ENOTFOUND. */
+int kiln_engine_image_untag(kiln_engine *e, const char *name, struct kiln_error **err);
+
+typedef struct kiln_engine_image_entry {
+    char *name;          /* normalised full name */
+    char *digest;        /* manifest digest */
+    char *config_digest; /* image id */
+    int64_t size;        /* bytes of blobs */
+    int64_t created;     /* the config's `created`, Unix seconds (0 = unknown) */
+} kiln_engine_image_entry;
+
+/** Every named image of the local store, sorted by name. *out and *n owned by the caller
+ * (kiln_engine_image_entries_free). */
+int kiln_engine_image_list(kiln_engine_image_entry **out, size_t *n, kiln_engine *e,
+                           struct kiln_error **err);
+void kiln_engine_image_entries_free(kiln_engine_image_entry *v, size_t n);
+
+typedef enum kiln_engine_archive {
+    KILN_ENGINE_ARCHIVE_OCI = 0, /* OCI image layout tar (type=oci) */
+    KILN_ENGINE_ARCHIVE_DOCKER,  /* docker load-able tar (type=docker) */
+} kiln_engine_archive;
+
+/** Write img as a tar to fd (a pipe is fine), tagged with `names` (NULL-terminated, may be NULL).
+ */
+int kiln_engine_image_write_archive(kiln_engine *e, const kiln_engine_image *img,
+                                    kiln_engine_archive kind, const char *const *names, int fd,
+                                    struct kiln_error **err);
+
+/** Add img to the OCI image layout directory `dir` (created when missing) under `names`. */
+int kiln_engine_image_write_layout(kiln_engine *e, const kiln_engine_image *img,
+                                   const char *const *names, const char *dir,
+                                   struct kiln_error **err);
+
+/** Push img to a registry as `name` (blobs the registry has are skipped; credentials from the
+ * docker config; HTTP for loopback and `insecure`). KILN_EAUTH, KILN_ENOTFOUND, KILN_ESYS. */
+int kiln_engine_image_push(kiln_engine *e, const kiln_engine_image *img, const char *name,
+                           bool insecure, struct kiln_error **err);
+
+/** Load every image of a docker or OCI archive read from fd into the store (its names as tags).
+ * *names_out (NULL-terminated, may be NULL) receives the names loaded. */
+int kiln_engine_image_load(char ***names_out, kiln_engine *e, int fd, struct kiln_error **err);
+
+/** Pull `ref` from its registry into the store under its normalised name. */
+int kiln_engine_image_pull(kiln_engine_image **out, kiln_engine *e, const char *ref,
+                           struct kiln_error **err);
+
+#define KILN_ENGINE_RUN_OPTS_VERSION 1
+
+typedef struct kiln_engine_run_opts {
+    int version;                   /* KILN_ENGINE_RUN_OPTS_VERSION */
+    const char *const *args;       /* override Cmd (NULL-terminated) or NULL */
+    const char *const *entrypoint; /* override Entrypoint or NULL */
+    const char *const *env;        /* extra "K=V", NULL-terminated */
+    const char *user;              /* override User */
+    const char *workdir;           /* override WorkingDir */
+    bool network_host;             /* host network instead of none */
+} kiln_engine_run_opts;
+
+/**
+ * Run img's entrypoint/cmd in a sandbox on a throwaway writable layer (removed afterwards), with
+ * its Env, User and WorkingDir, stdin/stdout/stderr of the caller.
+ * @param status  the process's exit code (128 + signal when killed)
+ */
+int kiln_engine_image_run(int *status, kiln_engine *e, const kiln_engine_image *img,
+                          const kiln_engine_run_opts *opts, struct kiln_error **err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Disk usage, prune, automatic GC and build history.
+ */
+
+typedef struct kiln_engine_usage {
+    char *kind; /* "snapshot", "blob" or "key" */
+    char *id;
+    char *description; /* what made it ("RUN make", "layer sha256:..."), or NULL */
+    uint64_t size;     /* bytes freed when removed */
+    int64_t last_used; /* Unix seconds */
+    bool in_use;       /* referenced by an image, history record or running build */
+} kiln_engine_usage;
+
+void kiln_engine_usage_free(kiln_engine_usage *v, size_t n);
+
+/** Every record of the store with its size. *out, *n owned by the caller. */
+int kiln_engine_du(kiln_engine_usage **out, size_t *n, kiln_engine *e, struct kiln_error **err);
+
+#define KILN_ENGINE_PRUNE_OPTS_VERSION 1
+
+typedef struct kiln_engine_prune_opts {
+    int version;           /* KILN_ENGINE_PRUNE_OPTS_VERSION */
+    bool all;              /* also internal records (base image layers, context copies) */
+    uint64_t keep_storage; /* bytes to keep, 0 = no limit */
+    int64_t until;         /* seconds: only records unused for this long, 0 = any */
+    bool dry_run;
+} kiln_engine_prune_opts;
+
+/** Remove unreferenced cache, least recently used first; *out lists what was (or, dry run,
+ * would be) freed. Nothing referenced by an image, a history record or a running build goes. */
+int kiln_engine_prune(kiln_engine_usage **out, size_t *n, kiln_engine *e,
+                      const kiln_engine_prune_opts *opts, struct kiln_error **err);
+
+/** Automatic GC after a build: prune to the store's budget (KILN_GC_KEEP_STORAGE bytes, or 10% of
+ * the file system holding the state dir, at least 512 MiB). Errors are logged, not returned. */
+void kiln_engine_gc(kiln_engine *e);
+
 #endif
