@@ -19,6 +19,17 @@
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
 
+/* Where the hierarchies are: CGROUP_ROOT, or a test's own cgroup2 mount (kiln_exec__cgroup_root) */
+static const char *cgroup_root = CGROUP_ROOT;
+
+/* Point the executor at another cgroup mount (tests only: call before any run, not thread-safe).
+ * NULL restores /sys/fs/cgroup. `root` is borrowed until the next call. */
+void
+kiln_exec__cgroup_root(const char *root)
+{
+    cgroup_root = root ? root : CGROUP_ROOT;
+}
+
 static int
 write_file(const char *dir, const char *file, const char *value, kiln_error **err)
 {
@@ -59,20 +70,57 @@ make_dir(kiln_exec_cgroup *cg, const char *hier, const char *name, kiln_error **
     return 0;
 }
 
+/* Whether `controller` is listed in dir/cgroup.controllers (v2). */
+static bool
+has_controller(const char *dir, const char *controller)
+{
+    cleanup_free char *path = xasprintf("%s/cgroup.controllers", dir);
+    cleanup_file FILE *f = fopen(path, "re");
+    char name[64];
+
+    while (f && fscanf(f, "%63s", name) == 1)
+        if (strcmp(name, controller) == 0)
+            return true;
+    return false;
+}
+
+/* Each limit needs its controller delegated to the run's cgroup. On a hybrid host the unified
+ * hierarchy usually has none of them: they are bound to the v1 hierarchies. */
+static int
+check_v2_controllers(const char *dir, const kiln_exec_spec *spec, kiln_error **err)
+{
+    const struct {
+        bool wanted;
+        const char *name;
+    } need[] = {{spec->memory_max != 0, "memory"},
+                {spec->pids_max != 0, "pids"},
+                {spec->cpu_quota_us != 0, "cpu"}};
+
+    for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+        if (need[i].wanted && !has_controller(dir, need[i].name))
+            return kiln_error_set(err, KILN_EUNSUPPORTED,
+                                  "cgroup v2: the %s controller is not available in %s",
+                                  need[i].name, dir);
+    return 0;
+}
+
 static int
 create_v2(kiln_exec_cgroup *cg, const char *name, const kiln_exec_spec *spec, kiln_error **err)
 {
-    cleanup_free char *parent = xasprintf("%s/kiln", CGROUP_ROOT);
+    cleanup_free char *parent = xasprintf("%s/kiln", cgroup_root);
     char val[64];
     int ret;
 
     cg->v2 = true;
-    ret = make_dir(cg, CGROUP_ROOT, name, err);
+    ret = make_dir(cg, cgroup_root, name, err);
     if (ret < 0)
         return ret;
     /* enable the controllers for kiln's children; already-enabled ones are fine */
-    (void)write_file(CGROUP_ROOT, "cgroup.subtree_control", "+memory +pids +cpu", NULL);
+    (void)write_file(cgroup_root, "cgroup.subtree_control", "+memory +pids +cpu", NULL);
     (void)write_file(parent, "cgroup.subtree_control", "+memory +pids +cpu", NULL);
+    ret = check_v2_controllers(cg->dirs[0], spec, err);
+    if (ret < 0)
+        return ret;
     if (spec->memory_max) {
         snprintf(val, sizeof(val), "%llu", (unsigned long long)spec->memory_max);
         ret = write_file(cg->dirs[0], "memory.max", val, err);
@@ -99,17 +147,20 @@ create_v1(kiln_exec_cgroup *cg, const char *name, const kiln_exec_spec *spec, ki
     size_t n = 0;
 
     if (spec->pids_max) {
-        ret = make_dir(cg, CGROUP_ROOT "/pids", name, err);
+        cleanup_free char *hier = xasprintf("%s/pids", cgroup_root);
+        ret = make_dir(cg, hier, name, err);
         snprintf(val, sizeof(val), "%llu", (unsigned long long)spec->pids_max);
         ret = ret ? ret : write_file(cg->dirs[n++], "pids.max", val, err);
     }
     if (ret == 0 && spec->memory_max) {
-        ret = make_dir(cg, CGROUP_ROOT "/memory", name, err);
+        cleanup_free char *hier = xasprintf("%s/memory", cgroup_root);
+        ret = make_dir(cg, hier, name, err);
         snprintf(val, sizeof(val), "%llu", (unsigned long long)spec->memory_max);
         ret = ret ? ret : write_file(cg->dirs[n++], "memory.limit_in_bytes", val, err);
     }
     if (ret == 0 && spec->cpu_quota_us) {
-        ret = make_dir(cg, CGROUP_ROOT "/cpu", name, err);
+        cleanup_free char *hier = xasprintf("%s/cpu", cgroup_root);
+        ret = make_dir(cg, hier, name, err);
         snprintf(val, sizeof(val), "%llu",
                  (unsigned long long)(spec->cpu_period_us ? spec->cpu_period_us : 100000));
         ret = ret ? ret : write_file(cg->dirs[n], "cpu.cfs_period_us", val, err);
@@ -127,7 +178,7 @@ kiln_exec_cgroup_create(kiln_exec_cgroup *cg, const char *name, const kiln_exec_
     int ret;
 
     memset(cg, 0, sizeof(*cg));
-    if (is_cgroup2(CGROUP_ROOT))
+    if (is_cgroup2(cgroup_root))
         ret = create_v2(cg, name, spec, err);
     else
         ret = create_v1(cg, name, spec, err);
@@ -207,19 +258,62 @@ kiln_exec_cgroup_destroy(kiln_exec_cgroup *cg, kiln_error **err)
     return ret;
 }
 
+/* The value of `key` in a flat-keyed cgroup file ("key value" lines), or -1 when absent. */
+static long long
+read_key(const char *dir, const char *file, const char *key)
+{
+    cleanup_free char *path = xasprintf("%s/%s", dir, file);
+    cleanup_file FILE *f = fopen(path, "re");
+    char name[64];
+    long long v;
+
+    while (f && fscanf(f, "%63s %lld", name, &v) == 2)
+        if (strcmp(name, key) == 0)
+            return v;
+    return -1;
+}
+
+/* Whether the OOM killer struck (see exec_internal.h). */
+bool
+kiln_exec_cgroup_oom_killed(const kiln_exec_cgroup *cg)
+{
+    for (size_t i = 0; cg->dirs[i]; i++) {
+        cleanup_free char *failcnt = NULL;
+        cleanup_close int fd = -1;
+        char buf[32];
+        ssize_t n;
+        long long v;
+
+        if (cg->v2) {
+            if (read_key(cg->dirs[i], "memory.events", "oom_kill") > 0)
+                return true;
+            continue;
+        }
+        v = read_key(cg->dirs[i], "memory.oom_control", "oom_kill");
+        if (v >= 0) {
+            if (v > 0)
+                return true;
+            continue;
+        }
+        /* before 4.13 v1 has no kill counter: a limit that was hit is the best evidence */
+        failcnt = xasprintf("%s/memory.failcnt", cg->dirs[i]);
+        fd = open(failcnt, O_RDONLY | O_CLOEXEC);
+        n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        if (n > 0) {
+            buf[n] = '\0';
+            if (strtoll(buf, NULL, 10) > 0)
+                return true;
+        }
+    }
+    return false;
+}
+
 /* Whether the pids controller refused a fork (see exec_internal.h). */
 bool
 kiln_exec_cgroup_pids_hit(const kiln_exec_cgroup *cg)
 {
-    for (size_t i = 0; cg->dirs[i]; i++) {
-        cleanup_free char *path = xasprintf("%s/pids.events", cg->dirs[i]);
-        cleanup_file FILE *f = fopen(path, "re");
-        char key[32];
-        unsigned long long v;
-
-        while (f && fscanf(f, "%31s %llu", key, &v) == 2)
-            if (strcmp(key, "max") == 0 && v > 0)
-                return true;
-    }
+    for (size_t i = 0; cg->dirs[i]; i++)
+        if (read_key(cg->dirs[i], "pids.events", "max") > 0)
+            return true;
     return false;
 }

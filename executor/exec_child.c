@@ -1,15 +1,26 @@
 /*
  * exec_child.c: the sandbox side of kiln_exec_run(): applying a kiln_exec_plan.
  *
- * Three processes, all forked (not cloned), so that libc's atfork handling keeps malloc usable
- * even when the engine is multithreaded:
- *   A  (outside)  joins the cgroup, unshares the namespaces, forks B, then waits for B while
- *                 turning SIGTERM from the parent into SIGKILL of B;
- *   B  (pid 1)    mounts the rootfs and the plan's mounts, pivots into the root, sets the
- *                 hostname and brings `lo` up, forks C, reaps zombies, and reports C's wait
- *                 status; when B exits the kernel kills everything left in the pid namespace;
- *   C  (the step) sets rlimits, drops the bounding set, loads seccomp, switches identity, sets
- *                 the capabilities and execs the command.
+ * Two processes, and no fork(): copying the engine's page tables for a process that only sets up
+ * mounts and execs costs milliseconds (2 ms per fork on our VMs, more with a large heap), more
+ * than all the rest of a sandbox start. Both are clone()d sharing the caller's memory (CLONE_VM),
+ * with their own stacks, file tables and namespaces:
+ *   B  (pid 1)    cloned with CLONE_NEWPID (and CLONE_NEWUSER when rootless) by the calling
+ *                 thread T, which then blocks until B releases it. B joins the cgroup, unshares
+ *                 the other namespaces, mounts the rootfs and the plan's mounts, pivots into the
+ *                 root, sets the hostname, brings `lo` up and starts C. It then releases T and
+ *                 becomes the sandbox's init: it reaps orphans, reports C's wait status and
+ *                 exits, and the kernel kills everything left in the pid namespace.
+ *   C  (the step) cloned by B with CLONE_VM | CLONE_VFORK (B waits until C execs): sets rlimits,
+ *                 drops the bounding set, loads seccomp, switches identity, sets the
+ *                 capabilities and execs the command.
+ * The memory is shared, so exactly one of T, B and C may use the heap (or libc state kept in
+ * T's thread-local storage, such as errno and malloc's thread cache) at any time, as after
+ * vfork(): T is blocked while B sets up, B is blocked while C runs until exec, and after the
+ * release B only makes raw system calls on its own stack (init_wait_loop). Everything B and C
+ * allocate is freed before the release, or lives in `ctx->stubs`, owned by T. For the same
+ * reason C calls setresuid() & co. as raw system calls: glibc's wrappers would signal T's
+ * threads to change their credentials too (the setxid broadcast).
  * Errors before exec are written to the sync pipe as (code, errno, message), the message naming
  * the failing step ("mount /proc"), and the process exits (crun's send_error_to_sync_socket).
  * The sync pipe is close-on-exec, so a successful exec closes C's copy.
@@ -80,33 +91,22 @@ die_kiln(const kiln_exec_child_ctx *ctx, kiln_error *e)
  * Mounts (process B, before pivot_root)
  */
 
-/* Mount id of the rootfs mount: stubs created on it are reported to the parent (B only). */
-static uint64_t root_mnt_id;
-
-/* Tell the parent about a mountpoint we created on the rootfs itself (not on a tmpfs or another
- * mount), so that it can remove it after the run, as BuildKit removes its mount stubs. */
+/* Record a mountpoint we created on the rootfs itself (not on a tmpfs or another mount), so that
+ * the parent can remove it after the run, as BuildKit removes its mount stubs. */
 static void
 report_stub(const kiln_exec_child_ctx *ctx, const char *host)
 {
-    struct {
-        kiln_exec_msg hdr;
-        char text[KILN_EXEC_MSG_MAX];
-    } m;
     struct statx stx;
     size_t root_len = strlen(ctx->rootfs_mnt), len;
 
     if (statx(AT_FDCWD, host, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0 ||
-        !(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id != root_mnt_id)
+        !(stx.stx_mask & STATX_MNT_ID) || stx.stx_mnt_id != ctx->vars->root_mnt_id)
         return;
     len = strlen(host) - root_len;
-    if (strncmp(host, ctx->rootfs_mnt, root_len) != 0 || len == 0 || len > KILN_EXEC_MSG_MAX)
-        return; /* not below the root, or too long to report: left in place */
-    memset(&m.hdr, 0, sizeof(m.hdr));
-    m.hdr.type = KILN_EXEC_MSG_STUB;
-    m.hdr.len = (int32_t)len;
-    memcpy(m.text, host + root_len, len);
-    if (write(ctx->sync_fd, &m, sizeof(m.hdr) + len) < 0)
-        _exit(126);
+    if (strncmp(host, ctx->rootfs_mnt, root_len) != 0 || len == 0)
+        return; /* not below the root: left in place */
+    /* B owns the heap while it sets up (see the top of this file); T reads the list later */
+    kiln_vec_push(ctx->stubs, xstrndup(host + root_len, len));
 }
 
 /* mkdir -p; with `stubs`, every directory created is reported with report_stub(). */
@@ -220,17 +220,16 @@ remount_ro(const kiln_exec_child_ctx *ctx, int rootfd, const char *dest, unsigne
 static void
 apply_secret(const kiln_exec_child_ctx *ctx, int rootfd, const kiln_plan_mount *m, size_t idx)
 {
-    static bool tmpfs_ready;
     cleanup_free char *file = xasprintf("%s/%zu", ctx->secret_dir, idx);
     char target[64];
     int fd;
 
-    if (!tmpfs_ready) {
+    if (!ctx->vars->secrets_ready) {
         /* the secrets tmpfs exists only in this mount namespace; nothing reaches a disk */
         if (mount("tmpfs", ctx->secret_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                   "mode=0700") < 0)
             die_errno(ctx, "mount secrets tmpfs");
-        tmpfs_ready = true;
+        ctx->vars->secrets_ready = true;
     }
     fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -449,7 +448,7 @@ setup_sandbox(const kiln_exec_child_ctx *ctx, kiln_exec_ident *ident)
     mount_rootfs(ctx);
     if (statx(AT_FDCWD, ctx->rootfs_mnt, 0, STATX_MNT_ID, &stx) == 0 &&
         (stx.stx_mask & STATX_MNT_ID))
-        root_mnt_id = stx.stx_mnt_id;
+        ctx->vars->root_mnt_id = stx.stx_mnt_id;
     if (kiln_exec_resolve_user(ident, ctx->rootfs_mnt, plan->user, &e) < 0)
         die_kiln(ctx, e);
     rootfd = open(ctx->rootfs_mnt, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -461,7 +460,8 @@ setup_sandbox(const kiln_exec_child_ctx *ctx, kiln_exec_ident *ident)
     close(rootfd);
     if (sethostname(plan->hostname, strlen(plan->hostname)) < 0)
         die_errno(ctx, "sethostname %s", plan->hostname);
-    if (plan->loopback_up)
+    /* a pooled namespace's `lo` is up already */
+    if (plan->loopback_up && !ctx->vars->joined_netns)
         bring_up_loopback(ctx);
     enter_root(ctx);
 }
@@ -498,12 +498,13 @@ set_privileges(const kiln_exec_child_ctx *ctx, const kiln_exec_ident *id)
     }
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
         die_errno(ctx, "keep capabilities");
-    /* a rootless sandbox without subordinate ids has setgroups denied: keep no extra groups */
-    if (setgroups(id->n_groups, id->groups) < 0 && !(plan->rootless && errno == EPERM))
+    /* raw calls, not glibc's wrappers: see the top of this file. A rootless sandbox without
+     * subordinate ids has setgroups denied: keep no extra groups */
+    if (syscall(SYS_setgroups, id->n_groups, id->groups) < 0 && !(plan->rootless && errno == EPERM))
         die_errno(ctx, "setgroups");
-    if (setresgid(id->gid, id->gid, id->gid) < 0)
+    if (syscall(SYS_setresgid, id->gid, id->gid, id->gid) < 0)
         die_errno(ctx, "setgid %u", (unsigned)id->gid);
-    if (setresuid(id->uid, id->uid, id->uid) < 0)
+    if (syscall(SYS_setresuid, id->uid, id->uid, id->uid) < 0)
         die_errno(ctx, "setuid %u", (unsigned)id->uid);
     memset(data, 0, sizeof(data));
     data[0].effective = data[0].permitted = (uint32_t)caps;
@@ -513,8 +514,10 @@ set_privileges(const kiln_exec_child_ctx *ctx, const kiln_exec_ident *id)
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 }
 
+/* The plan's environment plus HOME when it has none; the array and *added (the HOME entry, or
+ * NULL) are owned by the caller, the other strings borrowed from the plan. */
 static char **
-env_with_home(const kiln_exec_plan *plan, const kiln_exec_ident *id)
+env_with_home(const kiln_exec_plan *plan, const kiln_exec_ident *id, char **added)
 {
     size_t n = 0;
     bool has_home = false;
@@ -526,8 +529,8 @@ env_with_home(const kiln_exec_plan *plan, const kiln_exec_ident *id)
     }
     env = xcalloc(n + 2, sizeof(char *));
     memcpy(env, plan->envp, n * sizeof(char *));
-    if (!has_home)
-        env[n] = xasprintf("HOME=%s", id->home ? id->home : "/");
+    *added = has_home ? NULL : xasprintf("HOME=%s", id->home ? id->home : "/");
+    env[n] = *added;
     return env;
 }
 
@@ -565,11 +568,20 @@ exec_command(char **argv, char **env)
     errno = saved;
 }
 
-static __attribute__((noreturn)) void
-run_step(const kiln_exec_child_ctx *ctx, const kiln_exec_ident *id)
+/* What B hands to C (on B's stack). */
+typedef struct step_args {
+    const kiln_exec_child_ctx *ctx;
+    const kiln_exec_ident *ident;
+    char **env;
+} step_args;
+
+/* Process C: entered through clone(CLONE_VM | CLONE_VFORK) from B. */
+static int
+run_step(void *arg)
 {
+    const step_args *a = arg;
+    const kiln_exec_child_ctx *ctx = a->ctx;
     const kiln_exec_plan *plan = ctx->plan;
-    char **env = env_with_home(plan, id);
     sigset_t none;
     int null_fd;
 
@@ -579,13 +591,14 @@ run_step(const kiln_exec_child_ctx *ctx, const kiln_exec_ident *id)
     null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null_fd < 0 || dup2(null_fd, 0) < 0)
         die_errno(ctx, "open /dev/null for stdin");
+    close(null_fd);
     for (int r = 0; r < RLIM_NLIMITS; r++)
         if (plan->rlimit_set[r] && setrlimit(r, &plan->rlimits[r]) < 0)
             die_errno(ctx, "setrlimit %d", r);
     if (chdir(plan->cwd) < 0)
         die_errno(ctx, "chdir %s", plan->cwd);
-    set_privileges(ctx, id);
-    exec_command(plan->argv, env);
+    set_privileges(ctx, a->ident);
+    exec_command(plan->argv, a->env);
     die_errno(ctx, "exec %s", plan->argv[0]);
 }
 
@@ -593,52 +606,118 @@ run_step(const kiln_exec_child_ctx *ctx, const kiln_exec_ident *id)
  * Process B: pid 1 of the sandbox
  */
 
-static __attribute__((noreturn)) void
-init_main(const kiln_exec_child_ctx *ctx)
+/* System calls that do not touch errno: after the release, T owns its thread-local storage again
+ * while B still runs on the same memory. */
+#if defined(__x86_64__)
+static long
+raw_syscall4(long n, long a1, long a2, long a3, long a4)
 {
-    kiln_exec_ident ident;
-    struct {
-        kiln_exec_msg hdr;
-    } m;
-    pid_t step, pid;
-    int status = 0;
+    register long r10 __asm__("r10") = a4;
+    long ret;
 
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    prctl(PR_SET_NAME, "kiln-init", 0, 0, 0);
-    setup_sandbox(ctx, &ident);
-    step = fork();
-    if (step < 0)
-        die_errno(ctx, "fork step");
-    if (step == 0)
-        run_step(ctx, &ident);
-    /* reap every orphan until the step itself exits, then report its status */
-    while ((pid = waitpid(-1, &status, 0)) != step) {
-        if (pid < 0 && errno != EINTR)
-            die_errno(ctx, "wait for step");
-    }
-    memset(&m, 0, sizeof(m));
-    m.hdr.type = KILN_EXEC_MSG_STATUS;
-    m.hdr.code = status;
-    if (write(ctx->sync_fd, &m, sizeof(m)) < 0)
-        _exit(126);
-    _exit(0);
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+#elif defined(__aarch64__)
+static long
+raw_syscall4(long n, long a1, long a2, long a3, long a4)
+{
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a1;
+    register long x1 __asm__("x1") = a2;
+    register long x2 __asm__("x2") = a3;
+    register long x3 __asm__("x3") = a4;
+
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+    return x0;
+}
+#else
+/* glibc's syscall() stores errno on failure; the calls below fail only with EINTR, and all
+ * signals are blocked in B */
+static long
+raw_syscall4(long n, long a1, long a2, long a3, long a4)
+{
+    return syscall(n, a1, a2, a3, a4);
+}
+#endif
+
+/* Whether sockstat file `path` (in B's own /proc) shows no socket; raw calls only. */
+static bool
+sockstat_empty(const char *path)
+{
+    char buf[1024];
+    long fd = raw_syscall4(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0);
+    long n;
+
+    if (fd < 0)
+        return false;
+    n = raw_syscall4(SYS_read, fd, (long)buf, sizeof(buf), 0);
+    raw_syscall4(SYS_close, fd, 0, 0, 0);
+    return n > 0 && (size_t)n < sizeof(buf) && kiln_exec__sockstat_empty(buf, (size_t)n);
 }
 
-/* Close every descriptor but stdio, the sync pipe and the go pipe. Without this, a sandbox would
- * hold the pipes of any other sandbox that the engine's other threads were starting at the same
- * time, and their parents would wait for EOF until this one ends. */
-static void
-close_other_fds(const kiln_exec_child_ctx *ctx)
+/* After the step: is the network namespace fit for reuse (see exec_netns.c)? Reaps what exited
+ * meanwhile; any process still alive (orphans are our children) makes it unfit. */
+static bool
+netns_clean(void)
 {
-    int keep[2] = {ctx->sync_fd, ctx->go_fd};
-    unsigned from = 3;
+    int status;
+    long pid;
 
-    if (keep[1] >= 0 && keep[1] < keep[0]) {
-        keep[0] = ctx->go_fd;
-        keep[1] = ctx->sync_fd;
+    while ((pid = raw_syscall4(SYS_wait4, -1, (long)&status, WNOHANG | __WALL, 0)) > 0)
+        ;
+    if (pid != -ECHILD)
+        return false;
+    return sockstat_empty("/proc/self/net/sockstat") && sockstat_empty("/proc/self/net/sockstat6");
+}
+
+/* B after the release: reap every orphan until the step exits, report its wait status, exit.
+ * No libc call that could touch errno, no heap (see the top of this file). */
+static __attribute__((noreturn)) void
+init_wait_loop(int sync_fd, pid_t step, bool check_netns)
+{
+    kiln_exec_msg m = {KILN_EXEC_MSG_STATUS, 0, 0, 0};
+    int status = 0;
+    long pid;
+
+    for (;;) {
+        pid = raw_syscall4(SYS_wait4, -1, (long)&status, 0, 0);
+        if (pid == step)
+            break;
+        if (pid < 0 && pid != -EINTR) {
+            status = 127 << 8; /* cannot happen: the step is our child until we reap it */
+            break;
+        }
     }
-    for (int i = 0; i < 2; i++) {
-        if (keep[i] < 0)
+    m.code = status;
+    if (check_netns && netns_clean())
+        m.errnum = KILN_EXEC_STATUS_NETNS_CLEAN;
+    raw_syscall4(SYS_write, sync_fd, (long)&m, sizeof(m), 0);
+    for (;;)
+        raw_syscall4(SYS_exit, 0, 0, 0, 0);
+}
+
+/* Close every descriptor but stdio and the `n` in `keep` (-1 entries ignored). Without this, a
+ * sandbox would hold the pipes of any other sandbox that the engine's other threads were
+ * starting at the same time, and their parents would wait for EOF until this one ends. */
+static void
+close_other_fds(int *keep, size_t n)
+{
+    unsigned from = 3;
+    int t;
+
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (keep[j] < keep[i]) {
+                t = keep[i];
+                keep[i] = keep[j];
+                keep[j] = t;
+            }
+    for (size_t i = 0; i < n; i++) {
+        if (keep[i] < (int)from)
             continue;
         if ((unsigned)keep[i] > from)
             syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0);
@@ -647,15 +726,14 @@ close_other_fds(const kiln_exec_child_ctx *ctx)
     syscall(SYS_close_range, from, ~0U, 0);
 }
 
-/* Rootless: unshare the user namespace, let the parent map it, wait until it has. */
+/* Rootless: B was cloned into a new user namespace; let the parent map it, wait until it has.
+ * Runs before B touches the heap: T maps with newuidmap (fork, malloc) meanwhile. */
 static void
-enter_userns(const kiln_exec_child_ctx *ctx)
+wait_for_userns_map(const kiln_exec_child_ctx *ctx)
 {
     kiln_exec_msg m = {KILN_EXEC_MSG_USERNS, 0, 0, 0};
     char go;
 
-    if (unshare(CLONE_NEWUSER) < 0)
-        die_errno(ctx, "unshare user namespace");
     if (write(ctx->sync_fd, &m, sizeof(m)) < 0)
         _exit(126);
     if (read(ctx->go_fd, &go, 1) != 1)
@@ -663,41 +741,107 @@ enter_userns(const kiln_exec_child_ctx *ctx)
     close(ctx->go_fd);
 }
 
-/* Process A (see exec_internal.h). */
-void
-kiln_exec_child_main(const kiln_exec_child_ctx *ctx)
+/* B's stdio: /dev/null, then the output pipes. */
+static void
+setup_stdio(const kiln_exec_child_ctx *ctx)
 {
-    sigset_t set;
-    siginfo_t si;
-    pid_t init;
-    int ret, status;
+    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
+    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(ctx->out_fd, 1) < 0 || dup2(ctx->err_fd, 2) < 0)
+        _exit(125);
+    close(null_fd);
+}
+
+/* Start C. A change of user makes the kernel mark the memory of the process that changes it
+ * non-dumpable (commit_creds), and C shares our caller's memory until it execs: as root, B makes
+ * it dumpable again once C has exec'd (it was only non-dumpable meanwhile; never dumpable while
+ * C, another user, could be traced). Rootless, the caller maps other sandboxes' user namespaces
+ * meanwhile with newuidmap, which refuses a non-dumpable target: C gets its own copy of the
+ * memory there (fork), at the cost of copying it. */
+static pid_t
+start_step(const kiln_exec_child_ctx *ctx, step_args *sa, const kiln_exec_ident *ident)
+{
+    int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    pid_t step;
+
+    if (ctx->plan->rootless && (ident->uid != 0 || ident->gid != 0)) {
+        step = fork();
+        if (step == 0)
+            run_step(sa);
+    } else {
+        /* returns once C has exec'd (or died): the memory is B's again */
+        step = clone(run_step, ctx->step_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, sa);
+        if (step > 0 && dumpable == 1)
+            prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    }
+    if (step < 0)
+        die_errno(ctx, "start the step");
+    return step;
+}
+
+/* Process B (see exec_internal.h and the top of this file). */
+static int
+init_main(void *arg)
+{
+    kiln_exec_child_ctx ctx = *(const kiln_exec_child_ctx *)arg;
+    kiln_exec_child_vars vars = {0, false, false};
+    int keep[4];
+    int unshare_flags;
+    kiln_exec_ident ident;
+    step_args sa = {&ctx, &ident, NULL};
+    char *home = NULL;
+    sigset_t all;
+    pid_t step;
+    int ret;
+
+    ctx.vars = &vars;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    close_other_fds(ctx);
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    if (ctx->cgroup && (ret = kiln_exec_cgroup_enter(ctx->cgroup, 0)) < 0)
-        child_die(ctx->sync_fd, KILN_ESYS, -ret, "join cgroup %s", ctx->cgroup->dirs[0]);
-    if (ctx->plan->rootless)
-        enter_userns(ctx);
-    if (unshare(ctx->plan->unshare_flags & ~CLONE_NEWUSER) < 0)
-        die_errno(ctx, "unshare namespaces");
-    init = fork();
-    if (init < 0)
-        die_errno(ctx, "fork sandbox init");
-    if (init == 0)
-        init_main(ctx);
-    /* only B and the step hold the output pipes: EOF then means the sandbox is gone */
+    setup_stdio(&ctx);
+    keep[0] = ctx.sync_fd;
+    keep[1] = ctx.go_fd;
+    keep[2] = ctx.release_fd;
+    keep[3] = ctx.netns_fd;
+    close_other_fds(keep, 4);
+    if (ctx.plan->rootless)
+        wait_for_userns_map(&ctx);
+    /* join the cgroup before unsharing the cgroup namespace: its root is then the step's own */
+    if (ctx.cgroup && (ret = kiln_exec_cgroup_enter(ctx.cgroup, 0)) < 0)
+        child_die(ctx.sync_fd, KILN_ESYS, -ret, "join cgroup %s", ctx.cgroup->dirs[0]);
+    unshare_flags = ctx.plan->unshare_flags & ~(CLONE_NEWUSER | CLONE_NEWPID);
+    if (ctx.netns_fd >= 0) {
+        if (setns(ctx.netns_fd, CLONE_NEWNET) < 0)
+            die_errno(&ctx, "join network namespace");
+        close(ctx.netns_fd);
+        vars.joined_netns = true;
+        unshare_flags &= ~CLONE_NEWNET;
+    }
+    if (unshare(unshare_flags) < 0)
+        die_errno(&ctx, "unshare namespaces");
+    prctl(PR_SET_NAME, "kiln-init", 0, 0, 0);
+    setup_sandbox(&ctx, &ident);
+    sa.env = env_with_home(ctx.plan, &ident, &home);
+    step = start_step(&ctx, &sa, &ident);
+    free(home);
+    free(sa.env);
+    kiln_exec_ident_dispose(&ident);
+    /* only the step holds the output pipes now: their EOF means it (and what it left behind)
+     * is gone */
     close(1);
     close(2);
-    for (;;) {
-        if (sigwaitinfo(&set, &si) < 0)
-            continue;
-        if (si.si_signo == SIGTERM)
-            kill(init, SIGKILL);
-        if (waitpid(init, &status, WNOHANG) == init)
-            _exit(0);
-    }
+    if (write(ctx.release_fd, "r", 1) != 1)
+        _exit(126);
+    init_wait_loop(ctx.sync_fd, step, ctx.check_netns);
+}
+
+/* Start the sandbox (see exec_internal.h). */
+pid_t
+kiln_exec_child_start(const kiln_exec_child_ctx *ctx)
+{
+    int flags = CLONE_VM | CLONE_NEWPID | SIGCHLD;
+
+    if (ctx->plan->rootless)
+        flags |= CLONE_NEWUSER;
+    return clone(init_main, ctx->init_stack, flags, (void *)ctx);
 }

@@ -68,14 +68,26 @@ plan_mount_free(void *p)
     free(m);
 }
 
+/* A generated /etc file: root's, 0644, read-only, on the sandbox's private tmpfs (BuildKit binds
+ * its copies from the state dir read-only with nosuid,noexec,nodev: the same, without a file per
+ * run on the host's disk). */
+static void
+plan_etc_file(kiln_exec_plan *plan, const char *dest, const char *text)
+{
+    kiln_plan_mount *m = plan_add(plan, KILN_PLAN_SECRET, NULL, dest, NULL, 0, NULL);
+
+    m->content = text;
+    m->content_len = strlen(text);
+    m->mode = 0644;
+    m->dest_is_file = true;
+}
+
 /* The default mounts every sandbox gets, in the order runc applies them. */
 static void
-plan_default_mounts(kiln_exec_plan *plan, const char *etc_dir, bool sandboxed)
+plan_default_mounts(kiln_exec_plan *plan, bool sandboxed)
 {
     const bool sys = !plan->rootless;
     const unsigned long nse = MS_NOSUID | MS_NOEXEC | MS_NODEV;
-    cleanup_free char *resolv = kiln_path_join(etc_dir, "resolv.conf");
-    cleanup_free char *hosts = kiln_path_join(etc_dir, "hosts");
     kiln_plan_mount *m;
 
     plan_add(plan, KILN_PLAN_MOUNT, "proc", "/proc", "proc", nse, NULL);
@@ -111,12 +123,8 @@ plan_default_mounts(kiln_exec_plan *plan, const char *etc_dir, bool sandboxed)
     if (sys)
         plan_add(plan, KILN_PLAN_MOUNT, "cgroup", "/sys/fs/cgroup", "cgroup2",
                  nse | (sandboxed ? MS_RDONLY : 0), NULL);
-    m = plan_add(plan, KILN_PLAN_MOUNT, resolv, "/etc/resolv.conf", NULL, MS_BIND | nse, NULL);
-    m->readonly = true;
-    m->dest_is_file = true;
-    m = plan_add(plan, KILN_PLAN_MOUNT, hosts, "/etc/hosts", NULL, MS_BIND | nse, NULL);
-    m->readonly = true;
-    m->dest_is_file = true;
+    plan_etc_file(plan, "/etc/resolv.conf", plan->resolv_conf);
+    plan_etc_file(plan, "/etc/hosts", plan->hosts);
 }
 
 static int
@@ -301,13 +309,19 @@ plan_process(kiln_exec_plan *plan, const kiln_exec_spec *spec, kiln_error **err)
 }
 
 static int
-plan_identity(kiln_exec_plan *plan, const kiln_exec_spec *spec, kiln_error **err)
+plan_identity(kiln_exec_plan *plan, const kiln_exec_spec *spec, const char *host_resolv,
+              kiln_error **err)
 {
     const char *h = spec->hostname && *spec->hostname ? spec->hostname : KILN_EXEC_DEFAULT_HOSTNAME;
+    int ret;
 
     if (strlen(h) > 64 || strpbrk(h, " \t\n/"))
         return kiln_error_set(err, KILN_EINVAL, "bad hostname `%s`", h);
     plan->hostname = xstrdup(h);
+    ret = kiln_exec_gen_hosts(&plan->hosts, h, spec->extra_hosts, spec->n_extra_hosts, err);
+    if (ret < 0)
+        return ret;
+    plan->resolv_conf = kiln_exec_gen_resolv_conf(host_resolv, spec->network == KILN_EXEC_NET_HOST);
     if (spec->security == KILN_EXEC_SECURITY_INSECURE && !spec->allow_insecure)
         return kiln_error_set(err, KILN_EINVAL,
                               "security.insecure requested but not allowed by the caller");
@@ -328,7 +342,7 @@ plan_identity(kiln_exec_plan *plan, const kiln_exec_spec *spec, kiln_error **err
 
 /* Build the plan (see exec_internal.h). */
 int
-kiln_exec_plan_build(kiln_exec_plan *out, const kiln_exec_spec *spec, const char *etc_dir,
+kiln_exec_plan_build(kiln_exec_plan *out, const kiln_exec_spec *spec, const char *host_resolv,
                      char *const *cache_dirs, bool rootless, kiln_error **err)
 {
     int ret;
@@ -336,14 +350,14 @@ kiln_exec_plan_build(kiln_exec_plan *out, const kiln_exec_spec *spec, const char
     memset(out, 0, sizeof(*out));
     kiln_vec_init(&out->mounts);
     out->rootless = rootless;
-    ret = plan_identity(out, spec, err);
+    ret = plan_identity(out, spec, host_resolv, err);
     if (ret == 0)
         ret = plan_rootfs(out, spec, err);
     if (ret == 0)
         ret = plan_process(out, spec, err);
     if (ret < 0)
         return ret;
-    plan_default_mounts(out, etc_dir, out->sandboxed);
+    plan_default_mounts(out, out->sandboxed);
     for (size_t i = 0; i < spec->n_mounts; i++) {
         ret = plan_user_mount(out, &spec->mounts[i], i, cache_dirs ? cache_dirs[i] : NULL, err);
         if (ret < 0)
@@ -375,6 +389,8 @@ kiln_exec_plan_dispose(kiln_exec_plan *plan)
     free(plan->rootfs_source);
     free(plan->rootfs_data);
     free(plan->hostname);
+    free(plan->resolv_conf);
+    free(plan->hosts);
     strv_free(plan->argv);
     strv_free(plan->envp);
     free(plan->cwd);

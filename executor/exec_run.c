@@ -1,20 +1,26 @@
 /*
  * exec_run.c: kiln_exec_run(), the parent side of a sandboxed step.
  *
- * Per run: a state directory <state>/run-XXXXXX holding the generated resolv.conf and hosts and
- * two empty mountpoints (rootfs/, secrets/) that are only ever mounted on inside the sandbox's
- * private mount namespace; cache mount instances and their locks; the seccomp BPF; an optional
- * cgroup. Then fork process A (exec_child.c) and multiplex its stdout/stderr pipes, the sync pipe,
- * the cancellation eventfd and the timeout in one poll loop. Output goes to the callback in chunks
- * as it arrives, so memory stays bounded whatever the step writes. Teardown (always): reap A,
- * destroy the cgroup, release cache locks, remove the state directory.
+ * Per run: cache mount instances and their locks, the seccomp BPF (compiled once per process), an
+ * optional cgroup, and nothing on disk: the state directory only holds two empty mountpoints
+ * shared by all runs (rootfs/, secrets/), mounted on inside each sandbox's private mount
+ * namespace, and the generated /etc files are written inside the sandbox. Then start the
+ * sandbox's pid 1 (exec_child.c: cloned, sharing our memory; we wait while it sets up) and
+ * multiplex its stdout/stderr pipes, the sync pipe, the cancellation eventfd and the timeout in
+ * one poll loop. Output goes to the callback in chunks as it arrives, so memory stays bounded
+ * whatever the step writes. Teardown (always): reap the sandbox's pid 1 (when it is reaped, the
+ * kernel has killed every process of its pid namespace and unmounted its mount namespace),
+ * destroy the cgroup, release cache locks; only then does kiln_exec_run() return.
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -90,9 +96,9 @@ kiln_exec_cancel_free(kiln_exec_cancel *c)
  */
 
 typedef struct run_state {
-    char *dir;         /* <state>/run-XXXXXX */
-    char *rootfs_mnt;  /* dir/rootfs */
-    char *secret_dir;  /* dir/secrets */
+    char *rootfs_mnt;  /* <state>/rootfs, shared by all runs */
+    char *secret_dir;  /* <state>/secrets, shared by all runs */
+    char *host_resolv; /* the host's /etc/resolv.conf text, or NULL */
     char **cache_dirs; /* per spec mount, or NULL */
     int *cache_locks;  /* per spec mount, -1 when none */
     size_t n_mounts;
@@ -102,18 +108,6 @@ typedef struct run_state {
     kiln_vec stubs;        /* mountpoints created on the rootfs, relative paths, owned */
     const char *stub_base; /* host dir where the rootfs's new files land (upper or rootfs) */
 } run_state;
-
-static int
-write_small_file(const char *dir, const char *name, const char *text, kiln_error **err)
-{
-    cleanup_free char *path = kiln_path_join(dir, name);
-    cleanup_close int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    size_t len = strlen(text);
-
-    if (fd < 0 || write(fd, text, len) != (ssize_t)len)
-        return kiln_error_errno(err, errno, "write %s", path);
-    return 0;
-}
 
 static char *
 read_host_resolv(void)
@@ -147,54 +141,26 @@ default_state_dir(const kiln_exec_spec *spec)
     return xasprintf("/tmp/kiln-%u/executor", (unsigned)geteuid());
 }
 
+/* Make the shared mountpoints <state>/rootfs and <state>/secrets. They are only ever mounted on
+ * inside each sandbox's private mount namespace, so concurrent runs share them and they stay
+ * empty directories on the host. */
 static int
 state_create(run_state *st, const kiln_exec_spec *spec, kiln_error **err)
 {
     cleanup_free char *own_base = default_state_dir(spec);
     const char *base = spec->state_dir ? spec->state_dir : own_base;
-    cleanup_free char *tmpl = kiln_path_join(base, "run-XXXXXX");
-    cleanup_free char *resolv_host = read_host_resolv();
-    cleanup_free char *resolv = NULL;
-    cleanup_free char *hosts = NULL;
     int ret;
 
     ret = kiln_fs_mkdir_p(base, 0711, err);
     if (ret < 0)
         return kiln_error_wrap(err, "executor state dir");
-    if (!mkdtemp(tmpl))
-        return kiln_error_errno(err, errno, "create run dir under %s", base);
-    st->dir = steal_pointer(&tmpl);
-    st->rootfs_mnt = kiln_path_join(st->dir, "rootfs");
-    st->secret_dir = kiln_path_join(st->dir, "secrets");
-    if (mkdir(st->rootfs_mnt, 0755) < 0 || mkdir(st->secret_dir, 0700) < 0)
-        return kiln_error_errno(err, errno, "create mountpoints in %s", st->dir);
-    resolv = kiln_exec_gen_resolv_conf(resolv_host, spec->network == KILN_EXEC_NET_HOST);
-    hosts = kiln_exec_gen_hosts(spec->hostname && *spec->hostname ? spec->hostname
-                                                                  : KILN_EXEC_DEFAULT_HOSTNAME);
-    ret = write_small_file(st->dir, "resolv.conf", resolv, err);
-    return ret ? ret : write_small_file(st->dir, "hosts", hosts, err);
-}
-
-static void
-state_remove(run_state *st)
-{
-    static const struct {
-        const char *name;
-        int flags;
-    } entries[] = {
-            {"resolv.conf", 0}, {"hosts", 0}, {"rootfs", AT_REMOVEDIR}, {"secrets", AT_REMOVEDIR}};
-    cleanup_close int dfd = -1;
-
-    if (!st->dir)
-        return;
-    /* the mountpoints were only ever mounted on inside the sandbox's mount namespace, so they
-     * are empty directories here */
-    dfd = open(st->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    for (size_t i = 0; dfd >= 0 && i < sizeof(entries) / sizeof(entries[0]); i++)
-        if (unlinkat(dfd, entries[i].name, entries[i].flags) < 0 && errno != ENOENT)
-            kiln_log_warn("cannot remove %s/%s: %s", st->dir, entries[i].name, strerror(errno));
-    if (rmdir(st->dir) < 0)
-        kiln_log_warn("cannot remove run dir %s: %s", st->dir, strerror(errno));
+    st->rootfs_mnt = kiln_path_join(base, "rootfs");
+    st->secret_dir = kiln_path_join(base, "secrets");
+    if ((mkdir(st->rootfs_mnt, 0755) < 0 && errno != EEXIST) ||
+        (mkdir(st->secret_dir, 0700) < 0 && errno != EEXIST))
+        return kiln_error_errno(err, errno, "create mountpoints in %s", base);
+    st->host_resolv = read_host_resolv();
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -290,8 +256,7 @@ state_dispose(run_state *st)
     free(st->cache_dirs);
     free(st->cache_locks);
     kiln_strvec_dispose(&st->stubs);
-    state_remove(st);
-    free(st->dir);
+    free(st->host_resolv);
     free(st->rootfs_mnt);
     free(st->secret_dir);
 }
@@ -341,13 +306,14 @@ drain(int *fd, int stream, kiln_buf *sink, char *chunk, const kiln_exec_spec *sp
     }
 }
 
-/* Ask A to kill the sandbox (SIGTERM becomes SIGKILL of its pid 1), escalate later. */
+/* Kill the sandbox: SIGKILL of its pid 1 takes the whole pid namespace. The escalation later
+ * only repeats it. */
 static void
 start_kill(run_io *io, run_state *st)
 {
     if (io->kill_at_ms)
         return;
-    kill(io->child, SIGTERM);
+    kill(io->child, SIGKILL);
     if (st->have_cgroup && st->cgroup.v2) {
         cleanup_free char *p = xasprintf("%s/cgroup.kill", st->cgroup.dirs[0]);
         cleanup_close int fd = open(p, O_WRONLY | O_CLOEXEC);
@@ -400,17 +366,16 @@ run_loop(run_io *io, run_state *st, const kiln_exec_spec *spec)
             start_kill(io, st);
         }
         if (io->kill_at_ms && now_ms() >= io->kill_at_ms) {
-            /* A did not finish in time: its death takes pid 1 (PDEATHSIG) and so the sandbox */
+            /* still not gone: repeat (a no-op unless something raced with the first) */
             kill(io->child, SIGKILL);
             io->kill_at_ms = INT64_MAX / 2;
         }
     }
 }
 
-/* Turn what the sync pipe carried into the result or an error; mount stubs the sandbox created
- * on the rootfs are appended to `stubs` (owned strings). */
+/* Turn what the sync pipe carried into the result or an error; *flags gets the STATUS flags. */
 static int
-interpret(kiln_exec_result *out, const run_io *io, int a_status, kiln_vec *stubs, kiln_error **err)
+interpret(kiln_exec_result *out, int *flags, const run_io *io, int b_status, kiln_error **err)
 {
     size_t off = 0;
     bool have_status = false;
@@ -427,10 +392,9 @@ interpret(kiln_exec_result *out, const run_io *io, int a_status, kiln_vec *stubs
                 return kiln_error_errno(err, m.errnum, "%.*s", (int)m.len, io->sync.ptr + off);
             return kiln_error_set(err, code, "%.*s", (int)m.len, io->sync.ptr + off);
         }
-        if (m.type == KILN_EXEC_MSG_STUB)
-            kiln_vec_push(stubs, xstrndup(io->sync.ptr + off, (size_t)m.len));
         if (m.type == KILN_EXEC_MSG_STATUS) {
             have_status = true;
+            *flags = m.errnum;
             if (WIFSIGNALED(m.code)) {
                 out->signal = WTERMSIG(m.code);
                 out->exit_code = 128 + out->signal;
@@ -448,7 +412,7 @@ interpret(kiln_exec_result *out, const run_io *io, int a_status, kiln_vec *stubs
         return kiln_error_set(err, KILN_ETIMEOUT, "step timed out");
     if (!have_status)
         return kiln_error_set(err, KILN_EINTERNAL, "sandbox exited without a status (0x%x)",
-                              (unsigned)a_status);
+                              (unsigned)b_status);
     return 0;
 }
 
@@ -498,8 +462,9 @@ close_pair(int p[2])
     }
 }
 
-/* Rootless: wait for A's "map me" message (or its setup error), map its user namespace and let
- * it go on. A mapping failure is recorded in io->sync like a child error, and A is killed. */
+/* Rootless: wait for B's "map me" message (or its setup error), map its user namespace and let
+ * it go on. A mapping failure is recorded in io->sync like a child error, and B is killed (it
+ * has not touched the heap yet: it waits for the go byte). */
 static void
 map_userns(run_io *io, int go_fd)
 {
@@ -512,7 +477,7 @@ map_userns(run_io *io, int go_fd)
         if (n < 0 && errno == EINTR)
             continue;
         if (n != (ssize_t)sizeof(m))
-            return; /* A died: its error, if any, follows in the pipe */
+            return; /* B died: its error, if any, follows in the pipe */
         kiln_buf_put(&io->sync, &m, sizeof(m), NULL);
         if (m.type == KILN_EXEC_MSG_USERNS)
             break;
@@ -540,54 +505,158 @@ map_userns(run_io *io, int go_fd)
     kill(io->child, SIGKILL);
 }
 
+/* B's and C's stacks, in one mapping with a guard page below each. Untouched pages cost
+ * nothing, so they are generous: B's setup resolves paths with PATH_MAX buffers. */
+#define STACK_SIZE (512 * 1024)
+#define GUARD_SIZE (64 * 1024)
+
+typedef struct stacks {
+    char *base;
+    size_t len;
+} stacks;
+
+/* Mappings of finished runs, kept for the next ones: a fresh mapping costs page faults on the
+ * pages B and C touch, and unmapping it a TLB shootdown on every CPU running our threads. */
+#define STACKS_KEPT 8
+static pthread_mutex_t stacks_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *stacks_free[STACKS_KEPT];
+static size_t stacks_n;
+
+static int
+stacks_map(stacks *s, kiln_exec_child_ctx *ctx, kiln_error **err)
+{
+    s->len = 2 * (GUARD_SIZE + STACK_SIZE);
+    pthread_mutex_lock(&stacks_lock);
+    s->base = stacks_n ? stacks_free[--stacks_n] : NULL;
+    pthread_mutex_unlock(&stacks_lock);
+    if (!s->base) {
+        s->base = mmap(NULL, s->len, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (s->base == MAP_FAILED) {
+            s->base = NULL;
+            return kiln_error_errno(err, errno, "map sandbox stacks");
+        }
+        if (mprotect(s->base, GUARD_SIZE, PROT_NONE) < 0 ||
+            mprotect(s->base + GUARD_SIZE + STACK_SIZE, GUARD_SIZE, PROT_NONE) < 0)
+            return kiln_error_errno(err, errno, "protect sandbox stack guards");
+    }
+    ctx->init_stack = s->base + GUARD_SIZE + STACK_SIZE;
+    ctx->step_stack = s->base + s->len;
+    return 0;
+}
+
+/* Only once B is reaped (or was never started): nobody runs on the stacks any more. */
+static void
+stacks_unmap(stacks *s)
+{
+    if (!s->base)
+        return;
+    pthread_mutex_lock(&stacks_lock);
+    if (stacks_n < STACKS_KEPT) {
+        stacks_free[stacks_n++] = s->base;
+        s->base = NULL;
+    }
+    pthread_mutex_unlock(&stacks_lock);
+    if (s->base)
+        munmap(s->base, s->len);
+    s->base = NULL;
+}
+
+/* Wait until B releases the memory (one byte) or exits before it does (EOF). Only read(2) here,
+ * and errno is not looked at: B may be writing it (see kiln_exec_child_start). */
+static void
+wait_release(int fd)
+{
+    char c;
+
+    while (read(fd, &c, 1) < 0)
+        ;
+}
+
+/* The pipes between us and the sandbox: [0] read end (ours), [1] write end (the sandbox's; for
+ * GO the other way round). */
+enum { PIPE_OUT, PIPE_ERR, PIPE_SYNC, PIPE_GO, PIPE_RELEASE, PIPE_N };
+
+/* Start B and wait for the release; io->child is B's pid. On success B's ends are closed here
+ * and our read ends belong to io. */
+static int
+start_sandbox(run_io *io, kiln_exec_child_ctx *ctx, const kiln_exec_plan *plan,
+              int pipes[PIPE_N][2], kiln_error **err)
+{
+    io->child = kiln_exec_child_start(ctx);
+    if (io->child < 0)
+        return kiln_error_errno(err, errno, "start sandbox");
+    /* until the release: close() and read() only, no heap, no errno (kiln_exec_child_start) */
+    for (int i = 0; i < PIPE_N; i++) {
+        if (i != PIPE_GO) {
+            close(pipes[i][1]);
+            pipes[i][1] = -1;
+        }
+    }
+    io->out_fd = steal_fd(&pipes[PIPE_OUT][0]);
+    io->err_fd = steal_fd(&pipes[PIPE_ERR][0]);
+    io->sync_fd = steal_fd(&pipes[PIPE_SYNC][0]);
+    if (plan->rootless)
+        map_userns(io, pipes[PIPE_GO][1]);
+    wait_release(pipes[PIPE_RELEASE][0]);
+    return 0;
+}
+
+/* After the run: keep a clean network namespace for a later step (see exec_netns.c). */
+static void
+netns_done(int *fd, int flags)
+{
+    if (flags & KILN_EXEC_STATUS_NETNS_CLEAN)
+        kiln_exec_netns_give(steal_fd(fd));
+    else if (*fd >= 0)
+        close(steal_fd(fd));
+}
+
 static int
 spawn_and_wait(kiln_exec_result *out, const kiln_exec_spec *spec, const kiln_exec_plan *plan,
                run_state *st, kiln_error **err)
 {
-    int po[2] = {-1, -1}, pe[2] = {-1, -1}, ps[2] = {-1, -1};
     kiln_exec_child_ctx ctx = {.plan = plan,
                                .cgroup = st->have_cgroup ? &st->cgroup : NULL,
                                .rootfs_mnt = st->rootfs_mnt,
                                .secret_dir = st->secret_dir,
                                .seccomp_bpf = plan->sandboxed ? st->bpf : NULL,
-                               .sync_fd = -1,
-                               .go_fd = -1};
-    int pg[2] = {-1, -1};
+                               .netns_fd = -1,
+                               .stubs = &st->stubs};
+    /* see exec_netns.c for when a network namespace may be reused */
+    const bool pool_netns =
+            !plan->rootless && plan->sandboxed && (plan->unshare_flags & CLONE_NEWNET);
+    int pipes[PIPE_N][2];
     run_io io = {-1, -1, -1, KILN_BUF_INIT, NULL, -1, 0, 0, false, false};
-    int status = 0, ret;
+    stacks stk = {NULL, 0};
+    int status = 0, flags = 0, netns_fd = -1, ret = 0;
 
-    if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 || pipe2(ps, O_CLOEXEC) < 0 ||
-        pipe2(pg, O_CLOEXEC) < 0) {
-        ret = kiln_error_errno(err, errno, "create pipes");
+    memset(pipes, -1, sizeof(pipes));
+    for (int i = 0; i < PIPE_N && ret == 0; i++)
+        if (pipe2(pipes[i], O_CLOEXEC) < 0)
+            ret = kiln_error_errno(err, errno, "create pipes");
+    if (ret == 0)
+        ret = stacks_map(&stk, &ctx, err);
+    if (ret < 0)
         goto out;
+    if (pool_netns) {
+        netns_fd = ctx.netns_fd = kiln_exec_netns_take();
+        ctx.check_netns = true;
     }
-    ctx.sync_fd = ps[1];
-    ctx.go_fd = pg[0];
-    io.child = fork();
-    if (io.child < 0) {
-        ret = kiln_error_errno(err, errno, "fork sandbox");
-        goto out;
-    }
-    if (io.child == 0) {
-        int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
-            _exit(125);
-        kiln_exec_child_main(&ctx);
-    }
-    io.out_fd = po[0];
-    io.err_fd = pe[0];
-    io.sync_fd = ps[0];
-    po[0] = pe[0] = ps[0] = -1;
-    close(po[1]);
-    close(pe[1]);
-    close(ps[1]);
-    po[1] = pe[1] = ps[1] = -1;
-    io.chunk = xmalloc(OUTPUT_CHUNK);
-    if (plan->rootless)
-        map_userns(&io, pg[1]);
-    close_pair(pg);
+    ctx.out_fd = pipes[PIPE_OUT][1];
+    ctx.err_fd = pipes[PIPE_ERR][1];
+    ctx.sync_fd = pipes[PIPE_SYNC][1];
+    ctx.go_fd = pipes[PIPE_GO][0];
+    ctx.release_fd = pipes[PIPE_RELEASE][1];
+    /* the timeout counts the sandbox's setup too (it fires once B has released us) */
     if (spec->timeout_ms)
         io.deadline_ms = now_ms() + (int64_t)spec->timeout_ms;
+    ret = start_sandbox(&io, &ctx, plan, pipes, err);
+    if (ret < 0)
+        goto out;
+    if (pool_netns && netns_fd < 0)
+        netns_fd = kiln_exec_netns_open(io.child); /* the one B made; -1 if B is gone already */
+    io.chunk = xmalloc(OUTPUT_CHUNK);
     if (kiln_exec_cancel_fired(spec->cancel)) {
         io.canceled = true;
         start_kill(&io, st);
@@ -595,14 +664,15 @@ spawn_and_wait(kiln_exec_result *out, const kiln_exec_spec *spec, const kiln_exe
     run_loop(&io, st, spec);
     while (waitpid(io.child, &status, 0) < 0 && errno == EINTR)
         ;
-    ret = interpret(out, &io, status, &st->stubs, err);
+    ret = interpret(out, &flags, &io, status, err);
     free(io.chunk);
     kiln_buf_dispose(&io.sync);
 out:
-    close_pair(pg);
-    close_pair(po);
-    close_pair(pe);
-    close_pair(ps);
+    /* B is reaped (or never ran): nobody runs on the stacks any more */
+    stacks_unmap(&stk);
+    netns_done(&netns_fd, flags);
+    for (int i = 0; i < PIPE_N; i++)
+        close_pair(pipes[i]);
     return ret;
 }
 
@@ -623,6 +693,43 @@ make_cgroup(run_state *st, const kiln_exec_spec *spec, kiln_error **err)
     return 0;
 }
 
+/* "64 MiB", "1.5 GiB", "1000 bytes". */
+static void
+format_size(char *buf, size_t len, uint64_t n)
+{
+    static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    size_t u = 0;
+
+    while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0 || v == (double)(uint64_t)v)
+        snprintf(buf, len, "%llu %s", (unsigned long long)v, units[u]);
+    else
+        snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+/* Describe how the step ended (see executor.h). */
+char *
+kiln_exec_result_describe(const kiln_exec_result *res)
+{
+    const char *name = res->signal ? sigdescr_np(res->signal) : NULL;
+    char limit[32];
+
+    format_size(limit, sizeof(limit), res->memory_limit);
+    if (res->oom_killed && res->signal == SIGKILL)
+        return xasprintf("process was killed: out of memory (memory limit %s)", limit);
+    if (res->oom_killed)
+        return xasprintf("exit code: %d (a process was killed: out of memory, memory limit %s)",
+                         res->exit_code, limit);
+    if (res->signal)
+        return xasprintf("process was killed: signal %d (%s)", res->signal,
+                         name ? name : "unknown");
+    return xasprintf("exit code: %d", res->exit_code);
+}
+
 /* Run one step (see executor.h). */
 int
 kiln_exec_run(kiln_exec_result *out, const kiln_exec_spec *spec, kiln_error **err)
@@ -640,7 +747,7 @@ kiln_exec_run(kiln_exec_result *out, const kiln_exec_spec *spec, kiln_error **er
     }
     ret = state_prepare(&st, spec, err);
     if (ret == 0)
-        ret = kiln_exec_plan_build(&plan, spec, st.dir, st.cache_dirs, geteuid() != 0, err);
+        ret = kiln_exec_plan_build(&plan, spec, st.host_resolv, st.cache_dirs, geteuid() != 0, err);
     if (ret == 0 && plan.sandboxed)
         ret = kiln_exec_seccomp_get(&st.bpf, plan.caps, err);
     if (ret == 0 && !plan.rootless)
@@ -652,6 +759,11 @@ kiln_exec_run(kiln_exec_result *out, const kiln_exec_spec *spec, kiln_error **er
         st.stub_base = plan.rootfs_overlay ? spec->upper : NULL;
         ret = spawn_and_wait(out, spec, &plan, &st, err);
         remove_stubs(&st);
+    }
+    /* read before the cgroup goes: the kill counter lives in it */
+    if (st.have_cgroup && spec->memory_max && kiln_exec_cgroup_oom_killed(&st.cgroup)) {
+        out->oom_killed = true;
+        out->memory_limit = spec->memory_max;
     }
     kiln_exec_plan_dispose(&plan);
     state_dispose(&st);

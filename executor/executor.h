@@ -76,6 +76,12 @@ typedef struct kiln_exec_mount {
     gid_t gid;                       /* SECRET: group */
 } kiln_exec_mount;
 
+/* An extra /etc/hosts entry (LLB ExecOp.network extraHosts, Dockerfile `--add-host host:ip`). */
+typedef struct kiln_exec_host {
+    const char *host; /* host name: no whitespace, '#' or '/' */
+    const char *ip;   /* IPv4 or IPv6 address, written in canonical form */
+} kiln_exec_host;
+
 typedef struct kiln_exec_rlimit {
     int resource; /* RLIMIT_* */
     uint64_t soft;
@@ -106,6 +112,8 @@ typedef struct kiln_exec_spec {
     const char *cwd;         /* NULL = "/"; created (0755) when missing */
     const char *user;        /* NULL = root; "name", "uid", "uid:gid", "name:group" */
     const char *hostname;    /* NULL = "buildkitsandbox" */
+    const kiln_exec_host *extra_hosts; /* appended to the generated /etc/hosts, in order */
+    size_t n_extra_hosts;
     kiln_exec_net network;
     kiln_exec_security security;
     bool allow_insecure; /* the caller's entitlement check passed */
@@ -141,14 +149,29 @@ typedef struct kiln_exec_result {
     int signal;     /* terminating signal, or 0 */
     bool timed_out; /* the timeout fired and the sandbox was killed */
     bool canceled;  /* cancellation fired and the sandbox was killed */
+    /* the memory cgroup's OOM killer killed a process of the step (memory_max was hit) */
+    bool oom_killed;
+    uint64_t memory_limit; /* spec->memory_max when oom_killed, else 0 */
 } kiln_exec_result;
 
 /* Run the step described by `spec` and wait for it. Returns 0 when the step ran to completion
- * (whatever its exit status: see out->exit_code / out->signal). Errors: KILN_EINVAL for a bad spec
- * or unknown user; KILN_ESYS naming the failing setup step ("mount /proc: Operation not
- * permitted"); KILN_ETIMEOUT / KILN_ECANCELED after the sandbox was killed (out is filled).
- * On return no process, mount or cgroup of the sandbox is left behind. */
+ * (whatever its exit status: see out->exit_code / out->signal / out->oom_killed). Errors:
+ * KILN_EINVAL for a bad spec, unknown user or bad extra host; KILN_ESYS naming the failing setup
+ * step ("mount /proc: Operation not permitted"); KILN_EUNSUPPORTED when a limit's cgroup
+ * controller is missing; KILN_ETIMEOUT / KILN_ECANCELED after the sandbox was killed (out is
+ * filled). The timeout and cancellation act once the sandbox's setup (mount system calls, no
+ * waiting) has finished and its process is started.
+ * On return no process, mount or cgroup of the sandbox is left behind: the sandbox's pid 1 has
+ * been reaped, which the kernel allows only after it killed every process of the pid namespace
+ * and unmounted the private mount namespace. What may outlive the call is, for `network none`,
+ * its empty network namespace, kept for a later step when it is clean (see exec_netns.c). */
 int kiln_exec_run(kiln_exec_result *out, const kiln_exec_spec *spec, kiln_error **err);
+
+/* How the step ended, in one line for error messages: "exit code: 2", "process was killed: signal
+ * 9 (Killed)", "process was killed: out of memory (memory limit 64 MiB)", or "exit code: 1 (a
+ * process was killed: out of memory, memory limit 64 MiB)" when the OOM killer took a child and
+ * the step went on. Owned by the caller; never fails. */
+char *kiln_exec_result_describe(const kiln_exec_result *res);
 
 /* Create a cancellation handle (owned by the caller; free with kiln_exec_cancel_free). */
 int kiln_exec_cancel_new(kiln_exec_cancel **out, kiln_error **err);

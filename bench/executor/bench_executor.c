@@ -3,12 +3,16 @@
  * with kiln_exec_run() on an overlay rootfs (the busybox-based lower dir given with --rootfs, or
  * built from /bin/busybox in a temp dir, and a fresh upper/work pair per run, as a RUN step gets)
  * and prints the median, p90 and max start-to-exit times. A benchmark, never a pass/fail test;
- * needs root.
+ * needs root. `--load N` runs N busy processes meanwhile (a loaded build machine, reproducibly);
+ * `--insecure` compares with seccomp, capabilities and masks off.
  *
- *     bench_executor [--runs N] [--rootfs DIR] [--host-network] [--insecure]
+ *     bench_executor [--runs N] [--rootfs DIR] [--host-network] [--insecure] [--load N]
  */
 #include <getopt.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "base/base.h"
@@ -41,6 +45,31 @@ cpu_ms(void)
            (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec + kids.ru_utime.tv_usec +
                     kids.ru_stime.tv_usec) /
                    1e3;
+}
+
+/* Start n processes that spin until killed; their pids go to pids[]. */
+static void
+start_load(pid_t *pids, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* never outlive the benchmark */
+            for (volatile unsigned long x = 0;; x++)
+                ;
+        }
+    }
+}
+
+static void
+stop_load(pid_t *pids, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (pids[i] > 0) {
+            kill(pids[i], SIGKILL);
+            waitpid(pids[i], NULL, 0);
+        }
+    }
 }
 
 static int
@@ -104,16 +133,16 @@ one_run(double *ms, const char *base, const char *lower, bool host_net, bool ins
 int
 main(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"runs", required_argument, NULL, 'n'},
-                                             {"rootfs", required_argument, NULL, 'r'},
-                                             {"host-network", no_argument, NULL, 'H'},
-                                             {"insecure", no_argument, NULL, 'I'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+            {"runs", required_argument, NULL, 'n'},   {"rootfs", required_argument, NULL, 'r'},
+            {"host-network", no_argument, NULL, 'H'}, {"insecure", no_argument, NULL, 'I'},
+            {"load", required_argument, NULL, 'l'},   {NULL, 0, NULL, 0}};
     cleanup_free char *base = NULL;
     cleanup_free char *lower = NULL;
     cleanup_free double *ms = NULL;
+    cleanup_free pid_t *load = NULL;
     kiln_error *err = NULL;
-    int64_t runs = 100;
+    int64_t runs = 100, n_load = 0;
     bool host_net = false;
     double cpu0;
     /* compare with the sandbox's security off: what seccomp, caps and masks cost */
@@ -123,6 +152,9 @@ main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (c == 'n' && kiln_parse_i64(optarg, &runs, "--runs", &err) == 0 && runs > 0)
             continue;
+        if (c == 'l' && kiln_parse_i64(optarg, &n_load, "--load", &err) == 0 && n_load >= 0 &&
+            n_load <= 64)
+            continue;
         if (c == 'r')
             lower = xstrdup(optarg);
         else if (c == 'H')
@@ -131,7 +163,7 @@ main(int argc, char **argv)
             insecure = true;
         else {
             fprintf(stderr, "usage: bench_executor [--runs N] [--rootfs DIR] [--host-network] "
-                            "[--insecure]\n");
+                            "[--insecure] [--load N]\n");
             return 2;
         }
     }
@@ -145,18 +177,24 @@ main(int argc, char **argv)
         }
     }
     ms = xcalloc((size_t)runs, sizeof(double));
+    load = xcalloc((size_t)n_load + 1, sizeof(pid_t));
+    start_load(load, n_load);
     cpu0 = cpu_ms();
     for (int64_t i = 0; i < runs; i++)
         if (one_run(&ms[i], base, lower, host_net, insecure, (int)i, &err) < 0)
             goto fail;
+    /* before the busy processes are reaped: their time is not ours */
     cpu0 = (cpu_ms() - cpu0) / (double)runs;
+    stop_load(load, n_load);
     qsort(ms, (size_t)runs, sizeof(double), cmp_double);
-    printf("kiln executor: /bin/true on overlay, %lld runs, network %s%s: median %.2f ms, "
-           "p90 %.2f ms, max %.2f ms; cpu %.2f ms per run\n",
-           (long long)runs, host_net ? "host" : "none", insecure ? ", insecure" : "", ms[runs / 2],
-           ms[runs * 9 / 10], ms[runs - 1], cpu0);
+    printf("kiln executor: /bin/true on overlay, %lld runs, network %s%s, %lld busy processes: "
+           "median %.2f ms, p90 %.2f ms, max %.2f ms; cpu %.2f ms per run\n",
+           (long long)runs, host_net ? "host" : "none", insecure ? ", insecure" : "",
+           (long long)n_load, ms[runs / 2], ms[runs * 9 / 10], ms[runs - 1], cpu0);
     goto out;
 fail:
+    if (load)
+        stop_load(load, n_load);
     fprintf(stderr, "bench_executor: %s\n", err ? err->msg : "failed");
     kiln_error_free(&err);
     ret = 1;

@@ -13,8 +13,11 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -23,6 +26,7 @@
 #include "base/buf.h"
 #include "base/fs.h"
 #include "base/path.h"
+#include "executor/exec_internal.h"
 #include "executor/executor.h"
 
 static char *tmp_root;  /* the test's temp dir */
@@ -181,6 +185,28 @@ dir_is_empty(const char *path)
         if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
             return false;
     return true;
+}
+
+/* The state dir holds only the two mountpoints shared by all runs, both empty (every mount on
+ * them was in a sandbox's own mount namespace), and no per-run file. */
+static bool
+state_dir_clean(void)
+{
+    cleanup_dir DIR *d = opendir(state_dir);
+    struct dirent *de;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((de = readdir(d))) {
+        cleanup_free char *p = kiln_path_join(state_dir, de->d_name);
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if ((strcmp(de->d_name, "rootfs") != 0 && strcmp(de->d_name, "secrets") != 0) ||
+            !dir_is_empty(p))
+            return false;
+        n++;
+    }
+    return n == 2;
 }
 
 /* Host processes whose command line contains `needle`. */
@@ -418,6 +444,9 @@ test_executor_sandbox__user(void **state)
     assert_string_equal(kiln_buf_cstr(&cap.out),
                         "uid=65534(nobody) gid=65534(nogroup) groups=10(wheel),65534(nogroup)\n"
                         "CapEff:\t0000000000000000\n/nonexistent\n");
+    /* the step switched users while sharing our memory: we stay dumpable (core dumps, and
+     * newuidmap's ownership check of a rootless sandbox) */
+    assert_int_equal(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1);
     capture_dispose(&cap);
 
     spec_init(&spec, &cap, args);
@@ -757,19 +786,259 @@ test_executor_sandbox__memory_limit(void **state)
     kiln_exec_result res;
     capture cap;
     kiln_error *e = NULL;
+    char *text;
 
     (void)state;
     spec_init(&spec, &cap, args);
     spec.memory_max = 32 << 20;
     must(kiln_exec_run(&res, &spec, &e), e);
     assert_int_equal(res.signal, SIGKILL); /* the OOM killer, inside the step's cgroup only */
+    assert_true(res.oom_killed);
+    assert_true(res.memory_limit == 32 << 20);
+    text = kiln_exec_result_describe(&res);
+    assert_string_equal(text, "process was killed: out of memory (memory limit 32 MiB)");
+    free(text);
     assert_false(kiln_cgroups_left());
     capture_dispose(&cap);
     spec_init(&spec, &cap, small);
     spec.memory_max = 32 << 20;
     must(kiln_exec_run(&res, &spec, &e), e);
     assert_int_equal(res.exit_code, 0);
+    assert_false(res.oom_killed);
     capture_dispose(&cap);
+}
+
+/* A hog that is a child of the step: the shell survives it and says what it saw; the result
+ * still records the OOM kill. And a SIGKILL that is not the OOM killer's is not reported as one. */
+static void
+test_executor_sandbox__oom_of_a_child(void **state)
+{
+    const char *hog[] = {"/bin/sh", "-c",
+                         "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived", NULL};
+    const char *child[] = {"/bin/sh", "-c", "dd if=/dev/zero of=/dev/null bs=96M count=1; echo $?",
+                           NULL};
+    const char *self_kill[] = {"/bin/sh", "-c", "kill -9 $$", NULL};
+    kiln_exec_spec spec;
+    kiln_exec_result res;
+    capture cap;
+    kiln_error *e = NULL;
+    char *text;
+
+    (void)state;
+    spec_init(&spec, &cap, child);
+    spec.memory_max = 32 << 20;
+    must(kiln_exec_run(&res, &spec, &e), e);
+    assert_int_equal(res.exit_code, 0);
+    assert_string_equal(kiln_buf_cstr(&cap.out), "137\n");
+    assert_true(res.oom_killed);
+    text = kiln_exec_result_describe(&res);
+    assert_string_equal(text,
+                        "exit code: 0 (a process was killed: out of memory, memory limit 32 MiB)");
+    free(text);
+    capture_dispose(&cap);
+
+    /* a shell variable growing past the limit: the shell itself is the step and is killed */
+    spec_init(&spec, &cap, hog);
+    spec.memory_max = 48 << 20;
+    must(kiln_exec_run(&res, &spec, &e), e);
+    assert_true(res.oom_killed);
+    assert_string_equal(kiln_buf_cstr(&cap.out), "");
+    capture_dispose(&cap);
+
+    spec_init(&spec, &cap, self_kill);
+    spec.memory_max = 32 << 20;
+    must(kiln_exec_run(&res, &spec, &e), e);
+    assert_int_equal(res.signal, SIGKILL);
+    assert_false(res.oom_killed);
+    text = kiln_exec_result_describe(&res);
+    assert_string_equal(text, "process was killed: signal 9 (Killed)");
+    free(text);
+    capture_dispose(&cap);
+}
+
+static void
+test_executor_sandbox__extra_hosts(void **state)
+{
+    const char *args[] = {"/bin/sh", "-c",
+                          "cat /etc/hosts; ping -c1 -W1 registry.local 2>&1 | head -1", NULL};
+    const kiln_exec_host hosts[] = {{"registry.local", "10.11.12.13"}, {"v6.local", "fd00::1"}};
+    const kiln_exec_host bad[] = {{"x", "not-an-ip"}};
+    kiln_exec_spec spec;
+    kiln_exec_result res;
+    capture cap;
+    kiln_error *e = NULL;
+
+    (void)state;
+    spec_init(&spec, &cap, args);
+    spec.extra_hosts = hosts;
+    spec.n_extra_hosts = 2;
+    must(kiln_exec_run(&res, &spec, &e), e);
+    assert_true(kiln_str_has_prefix(kiln_buf_cstr(&cap.out),
+                                    "127.0.0.1\tlocalhost\n"
+                                    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+                                    "127.0.0.1\tbuildkitsandbox\n"
+                                    "10.11.12.13\tregistry.local\nfd00::1\tv6.local\n"
+                                    "PING registry.local (10.11.12.13)"));
+    capture_dispose(&cap);
+
+    spec_init(&spec, &cap, args);
+    spec.extra_hosts = bad;
+    spec.n_extra_hosts = 1;
+    assert_int_equal(kiln_exec_run(&res, &spec, &e), KILN_EINVAL);
+    assert_string_equal(e->msg, "extra host x: bad IP address `not-an-ip`");
+    kiln_error_free(&e);
+    assert_true(state_dir_clean());
+    capture_dispose(&cap);
+}
+
+/* The cgroup v2 code path on a cgroup2 mount of our own. On a hybrid host (memory and pids bound
+ * to v1 hierarchies) the unified hierarchy has no controller to limit with: creation, joining,
+ * cgroup.kill and removal are still checked for real, and a requested limit must be refused
+ * with KILN_EUNSUPPORTED instead of being silently ignored. On a v2 host the limits run. */
+static bool
+cg2_has(const char *root, const char *controller)
+{
+    cleanup_free char *path = kiln_path_join(root, "cgroup.controllers");
+    cleanup_file FILE *f = fopen(path, "re");
+    char word[64];
+
+    while (f && fscanf(f, "%63s", word) == 1)
+        if (strcmp(word, controller) == 0)
+            return true;
+    return false;
+}
+
+/* Whether `dir` has a subdirectory (a cgroup directory always holds its interface files). */
+static bool
+has_subdir(const char *dir)
+{
+    cleanup_dir DIR *d = opendir(dir);
+    struct dirent *de;
+
+    while (d && (de = readdir(d)))
+        if (de->d_type == DT_DIR && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            return true;
+    return false;
+}
+
+static void
+test_executor_sandbox__cgroup_v2(void **state)
+{
+    const char *bomb[] = {"/bin/sh", "-c", "for i in $(seq 40); do sleep 5 & done; wait", NULL};
+    const char *hog[] = {"/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=96M", "count=1", NULL};
+    cleanup_free char *root = kiln_path_join(tmp_root, "cg2");
+    cleanup_free char *name = xasprintf("v2-test-%d", (int)getpid());
+    cleanup_free char *procs = NULL;
+    cleanup_free char *parent = NULL;
+    cleanup_free char *pidtext = NULL;
+    kiln_exec_spec spec;
+    kiln_exec_result res;
+    kiln_exec_cgroup cg;
+    capture cap;
+    kiln_error *e = NULL;
+    int sync[2], status, ret;
+    pid_t pid;
+    char c;
+
+    (void)state;
+    must(kiln_fs_mkdir_p(root, 0755, &e), e);
+    if (mount("none", root, "cgroup2", 0, NULL) < 0)
+        skip(); /* no cgroup2 in this kernel */
+    kiln_exec__cgroup_root(root);
+
+    /* create, join, kill with cgroup.kill, remove */
+    memset(&spec, 0, sizeof(spec));
+    must(kiln_exec_cgroup_create(&cg, name, &spec, &e), e);
+    assert_true(cg.v2);
+    assert_int_equal(pipe(sync), 0);
+    pid = fork();
+    if (pid == 0) {
+        if (kiln_exec_cgroup_enter(&cg, 0) < 0 || write(sync[1], "x", 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    assert_int_equal(read(sync[0], &c, 1), 1);
+    procs = kiln_path_join(cg.dirs[0], "cgroup.procs");
+    pidtext = xasprintf("%d\n", (int)pid);
+    assert_true(file_contains(procs, pidtext));
+    parent = kiln_path_dir(cg.dirs[0]);
+    must(kiln_exec_cgroup_destroy(&cg, &e), e);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_false(kiln_fs_exists(procs));
+    close(sync[0]);
+    close(sync[1]);
+
+    /* limits through kiln_exec_run */
+    spec_init(&spec, &cap, bomb);
+    spec.pids_max = 10;
+    ret = kiln_exec_run(&res, &spec, &e);
+    if (cg2_has(root, "pids")) {
+        must(ret, e);
+        assert_true(strstr(kiln_buf_cstr(&cap.err), "fork") != NULL);
+    } else {
+        assert_int_equal(ret, KILN_EUNSUPPORTED);
+        assert_true(kiln_str_has_prefix(e->msg, "cgroup v2: the pids controller is not available"));
+        kiln_error_free(&e);
+    }
+    capture_dispose(&cap);
+    spec_init(&spec, &cap, hog);
+    spec.memory_max = 32 << 20;
+    ret = kiln_exec_run(&res, &spec, &e);
+    if (cg2_has(root, "memory")) {
+        must(ret, e);
+        assert_true(res.oom_killed);
+    } else {
+        assert_int_equal(ret, KILN_EUNSUPPORTED);
+        kiln_error_free(&e);
+    }
+    capture_dispose(&cap);
+    /* nothing left below kiln/ */
+    assert_false(has_subdir(parent));
+    rmdir(parent);
+    kiln_exec__cgroup_root(NULL);
+    assert_int_equal(umount(root), 0);
+}
+
+/* `network none` namespaces are pooled (exec_netns.c): a clean one is reused by the next step;
+ * one with a process or a socket left (here a TCP TIME_WAIT), or used by an insecure step, is
+ * not. Every step still sees only `lo`, up. */
+static void
+test_executor_sandbox__netns_reuse(void **state)
+{
+    const char *ns[] = {"/bin/readlink", "/proc/self/ns/net", NULL};
+    static const char tw[] = "readlink /proc/self/ns/net; nc -l -p 1234 >/dev/null & sleep 0.2; "
+                             "echo hi | nc 127.0.0.1 1234; wait";
+    cleanup_free char *a = sh("readlink /proc/self/ns/net");
+    cleanup_free char *b = sh("readlink /proc/self/ns/net");
+    cleanup_free char *c = sh("readlink /proc/self/ns/net; sleep 100 &");
+    cleanup_free char *d = sh(tw);
+    cleanup_free char *e = sh("readlink /proc/self/ns/net; ls /sys/class/net; "
+                              "cat /sys/class/net/lo/flags; grep -c ' tw 0 ' /proc/net/sockstat");
+    cleanup_free char *f = NULL;
+    cleanup_free char *g = NULL;
+    kiln_exec_spec spec;
+    kiln_exec_result res;
+    capture cap;
+    kiln_error *err = NULL;
+
+    (void)state;
+    assert_string_equal(a, b); /* reused */
+    assert_string_equal(b, c); /* taken from the pool, and not given back: `sleep` was alive */
+    assert_string_not_equal(c, d);
+    assert_true(kiln_str_has_prefix(d, "net:["));
+    /* d left a TIME_WAIT socket: e gets a namespace other than d's, with nothing in it */
+    assert_false(kiln_str_has_prefix(e, d));
+    assert_true(strstr(e, "]\nlo\n0x9\n1\n") != NULL); /* lo: IFF_UP | IFF_LOOPBACK */
+    spec_init(&spec, &cap, ns);
+    spec.security = KILN_EXEC_SECURITY_INSECURE;
+    spec.allow_insecure = true;
+    must(kiln_exec_run(&res, &spec, &err), err);
+    f = kiln_buf_detach(&cap.out);
+    capture_dispose(&cap);
+    g = sh("readlink /proc/self/ns/net");
+    assert_string_not_equal(f, g); /* an insecure step's namespace is never pooled */
 }
 
 struct canceller {
@@ -815,7 +1084,7 @@ test_executor_sandbox__cancel_sleep_leaves_nothing(void **state)
     assert_int_equal(count_host_procs("sleep 1000"), 0);
     assert_false(file_contains("/proc/self/mountinfo", state_dir));
     assert_false(kiln_cgroups_left());
-    assert_true(dir_is_empty(state_dir));
+    assert_true(state_dir_clean());
     kiln_exec_cancel_free(cl.c);
     capture_dispose(&cap);
 }
@@ -875,7 +1144,7 @@ test_executor_sandbox__default_mounts(void **state)
 
     (void)state;
     assert_string_equal(out, "/dev tmpfs\n/dev/mqueue mqueue\n/dev/pts devpts\n/dev/shm tmpfs\n"
-                             "/etc/hosts ext4\n/etc/resolv.conf ext4\n/proc proc\n/sys sysfs\n"
+                             "/etc/hosts tmpfs\n/etc/resolv.conf tmpfs\n/proc proc\n/sys sysfs\n"
                              "/sys/fs/cgroup cgroup2\n");
 }
 
@@ -1028,6 +1297,7 @@ main(void)
             cmocka_unit_test(test_executor_sandbox__masked_and_readonly_paths),
             cmocka_unit_test(test_executor_sandbox__network_none_has_only_lo),
             cmocka_unit_test(test_executor_sandbox__network_host),
+            cmocka_unit_test(test_executor_sandbox__netns_reuse),
             cmocka_unit_test(test_executor_sandbox__user),
             cmocka_unit_test(test_executor_sandbox__env_and_cwd),
             cmocka_unit_test(test_executor_sandbox__setup_error_names_step),
@@ -1038,6 +1308,9 @@ main(void)
             cmocka_unit_test(test_executor_sandbox__stream_100mb_bounded_memory),
             cmocka_unit_test(test_executor_sandbox__fork_bomb_under_pids_limit),
             cmocka_unit_test(test_executor_sandbox__memory_limit),
+            cmocka_unit_test(test_executor_sandbox__oom_of_a_child),
+            cmocka_unit_test(test_executor_sandbox__extra_hosts),
+            cmocka_unit_test(test_executor_sandbox__cgroup_v2),
             cmocka_unit_test(test_executor_sandbox__cancel_sleep_leaves_nothing),
             cmocka_unit_test(test_executor_sandbox__timeout),
             cmocka_unit_test(test_executor_sandbox__insecure_needs_permission),

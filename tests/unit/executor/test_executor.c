@@ -6,6 +6,7 @@
 #include <linux/filter.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/mount.h>
@@ -52,7 +53,7 @@ test_executor_plan__defaults(void **state)
     (void)state;
     spec.rootfs = "/snap/1/fs/";
     spec.args = true_args;
-    must(kiln_exec_plan_build(&plan, &spec, "/run/x", NULL, false, &e), e);
+    must(kiln_exec_plan_build(&plan, &spec, NULL, NULL, false, &e), e);
     assert_string_equal(plan.rootfs_source, "/snap/1/fs");
     assert_false(plan.rootfs_overlay);
     assert_string_equal(plan.hostname, "buildkitsandbox");
@@ -79,9 +80,16 @@ test_executor_plan__defaults(void **state)
                         "newinstance,ptmxmode=0666,mode=0620,gid=5");
     assert_string_equal(find_mount(&plan, "/dev/ptmx", NULL)->source, "pts/ptmx");
     assert_true(find_mount(&plan, "/sys", NULL)->flags & MS_RDONLY);
+    /* generated inside the sandbox (a read-only file on its private tmpfs), never on the host */
     m = find_mount(&plan, "/etc/resolv.conf", NULL);
-    assert_string_equal(m->source, "/run/x/resolv.conf");
-    assert_true(m->readonly && m->dest_is_file && (m->flags & MS_BIND));
+    assert_int_equal(m->kind, KILN_PLAN_SECRET);
+    assert_true(m->dest_is_file && m->mode == 0644 && m->uid == 0 && m->gid == 0);
+    assert_string_equal(m->content, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    assert_int_equal(m->content_len, strlen(m->content));
+    m = find_mount(&plan, "/etc/hosts", NULL);
+    assert_int_equal(m->kind, KILN_PLAN_SECRET);
+    assert_ptr_equal(m->content, plan.hosts);
+    assert_true(kiln_str_has_prefix(plan.hosts, "127.0.0.1\tlocalhost\n"));
     m = find_mount(&plan, "/proc/kcore", &i_mask);
     assert_int_equal(m->kind, KILN_PLAN_MASK);
     assert_true(i_mask > i_null);
@@ -119,7 +127,7 @@ test_executor_plan__user_mounts_in_order(void **state)
     spec.args = true_args;
     spec.mounts = mounts;
     spec.n_mounts = 5;
-    must(kiln_exec_plan_build(&plan, &spec, "/run/x", cache_dirs, false, &e), e);
+    must(kiln_exec_plan_build(&plan, &spec, NULL, cache_dirs, false, &e), e);
     m = find_mount(&plan, "/data", &i_data);
     assert_non_null(m);
     assert_string_equal(m->source, "/snap/2/b"); /* subpath resolved inside the source */
@@ -161,7 +169,7 @@ test_executor_plan__overlay_and_options(void **state)
     spec.hostname = "h1";
     spec.user = "nobody";
     spec.cwd = "/a/./b/";
-    must(kiln_exec_plan_build(&plan, &spec, "/run/x", NULL, false, &e), e);
+    must(kiln_exec_plan_build(&plan, &spec, NULL, NULL, false, &e), e);
     assert_true(plan.rootfs_overlay);
     assert_string_equal(plan.rootfs_data, "lowerdir=/l/top:/l/base,upperdir=/u,workdir=/w");
     assert_false(plan.unshare_flags & CLONE_NEWNET);
@@ -181,7 +189,7 @@ expect_plan_error(kiln_exec_spec *spec, const char *msg)
     kiln_exec_plan plan;
     kiln_error *e = NULL;
 
-    assert_int_equal(kiln_exec_plan_build(&plan, spec, "/run/x", NULL, false, &e), KILN_EINVAL);
+    assert_int_equal(kiln_exec_plan_build(&plan, spec, NULL, NULL, false, &e), KILN_EINVAL);
     assert_non_null(e);
     assert_string_equal(e->msg, msg);
     kiln_error_free(&e);
@@ -240,7 +248,7 @@ test_executor_plan__insecure(void **state)
     spec.args = true_args;
     spec.security = KILN_EXEC_SECURITY_INSECURE;
     spec.allow_insecure = true;
-    must(kiln_exec_plan_build(&plan, &spec, "/run/x", NULL, false, &e), e);
+    must(kiln_exec_plan_build(&plan, &spec, NULL, NULL, false, &e), e);
     assert_false(plan.sandboxed);
     assert_int_equal(plan.caps, ~(uint64_t)0);
     assert_null(find_mount(&plan, "/proc/kcore", NULL));
@@ -260,7 +268,7 @@ test_executor_plan__rootless(void **state)
     (void)state;
     spec.rootfs = "/r";
     spec.args = true_args;
-    must(kiln_exec_plan_build(&plan, &spec, "/run/x", NULL, true, &e), e);
+    must(kiln_exec_plan_build(&plan, &spec, NULL, NULL, true, &e), e);
     assert_true(plan.rootless);
     assert_true(plan.unshare_flags & CLONE_NEWUSER);
     /* BuildKit's rootless spec drops every /sys mount (and so the /sys masks) */
@@ -423,11 +431,95 @@ test_executor_etc__resolv_conf(void **state)
 static void
 test_executor_etc__hosts(void **state)
 {
-    cleanup_free char *h = kiln_exec_gen_hosts("buildkitsandbox");
+    cleanup_free char *h = NULL;
+    kiln_error *e = NULL;
 
     (void)state;
+    must(kiln_exec_gen_hosts(&h, "buildkitsandbox", NULL, 0, &e), e);
     assert_string_equal(h, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                            "127.0.0.1\tbuildkitsandbox\n");
+}
+
+static void
+test_executor_etc__extra_hosts(void **state)
+{
+    const kiln_exec_host good[] = {{"registry.local", "10.0.0.5"},
+                                   {"v6", "2001:DB8:0:0::1"},
+                                   {"mapped", "::ffff:192.0.2.1"},
+                                   {"registry.local", "10.0.0.6"}};
+    const kiln_exec_host bad_ip[] = {{"a", "10.0.0.300"}};
+    const kiln_exec_host bad_host[] = {{"a b", "10.0.0.1"}};
+    const kiln_exec_host newline[] = {{"a\n1.2.3.4 evil", "10.0.0.1"}};
+    const kiln_exec_host empty[] = {{"", "10.0.0.1"}};
+    cleanup_free char *h = NULL;
+    kiln_error *e = NULL;
+
+    (void)state;
+    must(kiln_exec_gen_hosts(&h, "box", good, 4, &e), e);
+    /* in order, after the defaults, addresses in canonical form (Go's net.IP.String()) */
+    assert_string_equal(h, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                           "127.0.0.1\tbox\n10.0.0.5\tregistry.local\n2001:db8::1\tv6\n"
+                           "192.0.2.1\tmapped\n10.0.0.6\tregistry.local\n");
+    assert_int_equal(kiln_exec_gen_hosts(&h, "box", bad_ip, 1, &e), KILN_EINVAL);
+    assert_string_equal(e->msg, "extra host a: bad IP address `10.0.0.300`");
+    kiln_error_free(&e);
+    assert_int_equal(kiln_exec_gen_hosts(&h, "box", bad_host, 1, &e), KILN_EINVAL);
+    assert_string_equal(e->msg, "extra host 0: bad host name `a b`");
+    kiln_error_free(&e);
+    assert_int_equal(kiln_exec_gen_hosts(&h, "box", newline, 1, &e), KILN_EINVAL);
+    kiln_error_free(&e);
+    assert_int_equal(kiln_exec_gen_hosts(&h, "box", empty, 1, &e), KILN_EINVAL);
+    kiln_error_free(&e);
+}
+
+static void
+test_executor_netns__sockstat_empty(void **state)
+{
+    static const char clean[] = "sockets: used 0\nTCP: inuse 0 orphan 3 tw 0 alloc 12 mem 346\n"
+                                "UDP: inuse 0 mem 2\nUDPLITE: inuse 0\nRAW: inuse 0\n"
+                                "FRAG: inuse 0 memory 0\n";
+    static const char tw[] = "sockets: used 0\nTCP: inuse 0 orphan 0 tw 1 alloc 1 mem 0\n";
+    static const char tw10[] = "sockets: used 0\nTCP: inuse 0 orphan 0 tw 10 alloc 1 mem 0\n";
+    static const char used[] = "sockets: used 2\nTCP: inuse 0 orphan 0 tw 0 alloc 1 mem 0\n";
+    static const char udp6[] = "TCP6: inuse 0\nUDP6: inuse 1\nUDPLITE6: inuse 0\n";
+
+    (void)state;
+    /* orphan, alloc and mem are global counters, not the namespace's: ignored */
+    assert_true(kiln_exec__sockstat_empty(clean, strlen(clean)));
+    assert_false(kiln_exec__sockstat_empty(tw, strlen(tw)));
+    assert_false(kiln_exec__sockstat_empty(tw10, strlen(tw10)));
+    assert_false(kiln_exec__sockstat_empty(used, strlen(used)));
+    assert_false(kiln_exec__sockstat_empty(udp6, strlen(udp6)));
+}
+
+static void
+test_executor_result__describe(void **state)
+{
+    kiln_exec_result r = {0};
+    char *s;
+
+    (void)state;
+    r.exit_code = 2;
+    s = kiln_exec_result_describe(&r);
+    assert_string_equal(s, "exit code: 2");
+    free(s);
+    r.signal = SIGKILL;
+    r.exit_code = 128 + SIGKILL;
+    s = kiln_exec_result_describe(&r);
+    assert_string_equal(s, "process was killed: signal 9 (Killed)");
+    free(s);
+    r.oom_killed = true;
+    r.memory_limit = 64 << 20;
+    s = kiln_exec_result_describe(&r);
+    assert_string_equal(s, "process was killed: out of memory (memory limit 64 MiB)");
+    free(s);
+    r.signal = 0;
+    r.exit_code = 1;
+    r.memory_limit = 1536ULL << 20;
+    s = kiln_exec_result_describe(&r);
+    assert_string_equal(s, "exit code: 1 (a process was killed: out of memory, memory limit "
+                           "1.5 GiB)");
+    free(s);
 }
 
 static void
@@ -464,6 +556,9 @@ main(void)
                                             user_setup, user_teardown),
             cmocka_unit_test(test_executor_etc__resolv_conf),
             cmocka_unit_test(test_executor_etc__hosts),
+            cmocka_unit_test(test_executor_etc__extra_hosts),
+            cmocka_unit_test(test_executor_result__describe),
+            cmocka_unit_test(test_executor_netns__sockstat_empty),
             cmocka_unit_test(test_executor_seccomp__compiles),
     };
 
