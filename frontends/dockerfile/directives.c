@@ -246,6 +246,8 @@ check_field(kiln_df_check_config *out, const char *key, const char *value, kiln_
                                   "invalid check directive: error=%s is not a boolean", value);
         return 0;
     }
+    if (strcasecmp(key, "experimental") == 0)
+        return 0; /* BuildKit's experimental rules: none implemented, accepted and ignored */
     if (strcasecmp(key, "skip") != 0)
         return kiln_error_set(err, KILN_EINVAL, "invalid check directive: unknown key '%s'", key);
     for (const char *p = value, *c;; p = c + 1) {

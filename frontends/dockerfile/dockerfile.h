@@ -67,6 +67,8 @@ typedef struct kiln_df_compiled {
                           * records, empty_layer set where no layer is made) */
     char *target;        /* name (or index as a string) of the stage built */
     kiln_vec warnings;   /* char *: "Dockerfile:LINE: RuleName: message", in line order */
+    kiln_vec locals;     /* char *: names of the local sources the Definition reads (the build
+                          * context and "local:NAME" named contexts), for the caller to bind */
 } kiln_df_compiled;
 
 /**
@@ -78,5 +80,11 @@ typedef struct kiln_df_compiled {
  */
 int kiln_df_compile(kiln_df_compiled *out, const kiln_df_compile_opts *opts, kiln_error **err);
 void kiln_df_compiled_dispose(kiln_df_compiled *c);
+
+/* Notes on kiln_df_compiled:
+ *  - a target stage that is empty (FROM scratch with only metadata instructions) has no LLB
+ *    vertex: `definition` is then empty (len 0), as BuildKit's Definition of llb.Scratch();
+ *  - RUN/COPY vertices are named as BuildKit's progress ("[stage 2/5] RUN ..."), carry the
+ *    instruction's source range, and the Definition's source info holds the Dockerfile. */
 
 #endif

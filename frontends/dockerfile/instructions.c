@@ -183,6 +183,24 @@ parse_flags(flag_def *defs, size_t n, const kiln_vec *flags, kiln_error **err)
     return 0;
 }
 
+int
+kiln_df_parse_string_flags(const char **values, const kiln_df_node *n, const char *const *names,
+                           size_t n_names, kiln_error **err)
+{
+    flag_def defs[8];
+    int rc;
+
+    kiln_assert(n_names <= NELEM(defs));
+    for (size_t i = 0; i < n_names; i++)
+        defs[i] = (flag_def){names[i], FL_STRING};
+    rc = parse_flags(defs, n_names, &n->flags, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n_names; i++)
+        values[i] = defs[i].value;
+    return 0;
+}
+
 static char *
 dup_or_null(const char *s)
 {
@@ -357,7 +375,7 @@ mount_number(const char *key, const char *value, int base, bool *has, uint32_t *
 
 /* One key=value field of a --mount. */
 static int
-mount_field(kiln_df_mount *m, const char *key, const char *value, const char *field,
+mount_field(kiln_df_mount *m, const char *key, const char *value, const char *field, bool expanded,
             kiln_error **err)
 {
     if (strcmp(key, "type") == 0)
@@ -379,6 +397,16 @@ mount_field(kiln_df_mount *m, const char *key, const char *value, const char *fi
         return 0;
     }
     char **slot = NULL;
+    if (strcmp(key, "from") == 0 && !expanded) {
+        /* BuildKit reads `from` before expansion to find stage dependencies */
+        for (const char *d = strchr(value, '$'); d; d = strchr(d + 1, '$')) {
+            if (d[1])
+                return kiln_error_set(err, KILN_EPARSE,
+                                      "'%s' doesn't support variable expansion, define alias "
+                                      "stage instead",
+                                      key);
+        }
+    }
     if (strcmp(key, "from") == 0)
         slot = &m->from;
     else if (strcmp(key, "source") == 0 || strcmp(key, "src") == 0)
@@ -452,6 +480,13 @@ kiln_df_mount_free(kiln_df_mount *m)
 int
 kiln_df_parse_mount(kiln_df_mount **out, const char *value, kiln_error **err)
 {
+    return kiln_df_parse_mount_expand(out, value, NULL, NULL, err);
+}
+
+int
+kiln_df_parse_mount_expand(kiln_df_mount **out, const char *value, kiln_df_expand_fn expand,
+                           void *payload, kiln_error **err)
+{
     kiln_vec fields = KILN_VEC_INIT;
     kiln_df_mount *m = xnew(kiln_df_mount);
     bool ro_auto = true;
@@ -470,8 +505,13 @@ kiln_df_parse_mount(kiln_df_mount **out, const char *value, kiln_error **err)
         else if (!eq)
             rc = kiln_error_set(err, KILN_EPARSE, "invalid field '%s' must be a key=value pair",
                                 field);
-        else
-            rc = mount_field(m, key, eq + 1, field, err);
+        else if (expand) {
+            cleanup_free char *v = NULL;
+            rc = expand(&v, eq + 1, payload, err);
+            if (rc == 0)
+                rc = mount_field(m, key, v, field, true, err);
+        } else
+            rc = mount_field(m, key, eq + 1, field, false, err);
     }
     if (rc == 0)
         rc = mount_validate(m, ro_auto, err);
@@ -595,7 +635,7 @@ kiln_df_parse_run(kiln_df_run *out, const kiln_df_node *n, kiln_error **err)
         else
             kiln_vec_push(&out->mounts, m);
     }
-    kiln_strvec_dispose(&mounts);
+    out->mount_specs = mounts;
     if (rc < 0) {
         kiln_df_run_dispose(out);
         return rc;
@@ -611,6 +651,7 @@ kiln_df_run_dispose(kiln_df_run *r)
 {
     kiln_vec_dispose(&r->mounts, (void (*)(void *))kiln_df_mount_free);
     kiln_strvec_dispose(&r->args);
+    kiln_strvec_dispose(&r->mount_specs);
     memset(r, 0, sizeof(*r));
 }
 

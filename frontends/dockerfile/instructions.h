@@ -68,9 +68,10 @@ typedef enum kiln_df_network {
 typedef struct kiln_df_run {
     kiln_vec mounts; /* kiln_df_mount * */
     kiln_df_network network;
-    bool insecure; /* --security=insecure */
-    bool json;     /* exec form */
-    kiln_vec args; /* char *: exec-form argv, or one shell command string */
+    bool insecure;        /* --security=insecure */
+    bool json;            /* exec form */
+    kiln_vec args;        /* char *: exec-form argv, or one shell command string */
+    kiln_vec mount_specs; /* char *: the --mount values as written, for expansion later */
 } kiln_df_run;
 
 typedef struct kiln_df_copy {
@@ -95,6 +96,20 @@ void kiln_df_run_dispose(kiln_df_run *r);
 /* One --mount value ("type=cache,target=/x,..."). *out owned by the caller. */
 int kiln_df_parse_mount(kiln_df_mount **out, const char *value, kiln_error **err);
 void kiln_df_mount_free(kiln_df_mount *m);
+
+/* Expansion of one word (a --mount value): *out owned by the caller. */
+typedef int (*kiln_df_expand_fn)(char **out, const char *word, void *payload, kiln_error **err);
+
+/* kiln_df_parse_mount with every key=value value expanded through `expand` first (BuildKit
+ * expands mount options at dispatch time). expand NULL = kiln_df_parse_mount. */
+int kiln_df_parse_mount_expand(kiln_df_mount **out, const char *value, kiln_df_expand_fn expand,
+                               void *payload, kiln_error **err);
+
+/* Parse an instruction's flags when all of them are strings: values[i] receives the value of
+ * names[i] (borrowed from the node) or NULL when absent. KILN_EPARSE on an unknown or duplicate
+ * flag, as BuildKit's BFlags ("unknown flag: x"); names may be empty (n = 0: no flags allowed). */
+int kiln_df_parse_string_flags(const char **values, const kiln_df_node *n, const char *const *names,
+                               size_t n_names, kiln_error **err);
 
 /* COPY or ADD with their flags; at least one source and a destination. */
 int kiln_df_parse_copy(kiln_df_copy *out, const kiln_df_node *n, kiln_error **err);

@@ -1,2 +1,4 @@
 kiln_fuzzer(dockerfile_parse LIBS kiln_frontend_dockerfile)
 kiln_fuzzer(dockerfile_shell_expand LIBS kiln_frontend_dockerfile)
+kiln_fuzzer(dockerfile_checks LIBS kiln_frontend_dockerfile)
+kiln_fuzzer(dockerfile_compile LIBS kiln_frontend_dockerfile kiln_llb)
