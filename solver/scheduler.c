@@ -28,6 +28,7 @@ typedef struct solver_job {
     kiln_solver *s;
     solver_vertex *v;
     enum job_kind kind;
+    bool waits; /* runs on the waiting pool (the exec of a KILN_VERTEX_WAITS vertex) */
 } solver_job;
 
 static void job_main(void *arg);
@@ -193,6 +194,7 @@ submit_locked(solver_vertex *v, enum job_kind kind)
     j->s = v->s;
     j->v = v;
     j->kind = kind;
+    j->waits = kind == JOB_SLOW && (v->desc.flags & KILN_VERTEX_WAITS);
     kiln_vec_push(&v->s->ready, j); /* handed to the pool when the drain ends */
 }
 
@@ -292,10 +294,16 @@ drain_keep_locked(kiln_solver *s, solver_job **keep)
         solver_vertex_unref_locked(v);
     }
     s->draining = false;
-    if (keep)
-        *keep = kiln_vec_pop(&s->ready);
+    /* the calling (bounded pool) thread keeps a job that belongs to its pool */
+    for (size_t i = s->ready.len; keep && i-- > 0;) {
+        j = s->ready.items[i];
+        if (!j->waits) {
+            *keep = kiln_vec_remove(&s->ready, i);
+            break;
+        }
+    }
     kiln_vec_foreach(&s->ready, i, j) {
-        kiln_threadpool_submit(s->pool, job_main, j);
+        kiln_threadpool_submit(j->waits ? s->wait_pool : s->pool, job_main, j);
     }
     s->ready.len = 0;
 }
@@ -651,7 +659,8 @@ job_main(void *arg)
         v->busy = false;
         solver_mark_dirty_locked(v);
         solver_vertex_unref_locked(v);
-        drain_keep_locked(s, &next);
+        /* a waiting-pool thread takes no bounded work: that would pass max_parallelism */
+        drain_keep_locked(s, j->waits ? NULL : &next);
         solver_unlock(s);
         free(j);
         j = next;

@@ -212,6 +212,11 @@ kiln_solver_new(kiln_solver **out, const kiln_solver_opts *opts, kiln_error **er
     s = xnew(kiln_solver);
     s->max_parallelism = opts->max_parallelism ? opts->max_parallelism : kiln_ncpus();
     rc = kiln_threadpool_new(&s->pool, s->max_parallelism, err);
+    if (rc == 0) {
+        rc = kiln_threadpool_new(&s->wait_pool, KILN_SOLVER_MAX_WAITING, err);
+        if (rc < 0)
+            kiln_threadpool_free(s->pool);
+    }
     if (rc < 0) {
         free(s);
         return kiln_error_wrap(err, "solver pool");
@@ -246,6 +251,11 @@ kiln_solver_free(kiln_solver *s)
     if (!s)
         return;
     kiln_assert(s->builds.len == 0);
+    /* jobs of one pool may queue jobs on the other until the last drains have run */
+    kiln_threadpool_wait(s->pool);
+    kiln_threadpool_wait(s->wait_pool);
+    kiln_threadpool_wait(s->pool);
+    kiln_threadpool_free(s->wait_pool);
     kiln_threadpool_free(s->pool);
     solver_lock(s);
     solver_drain_locked(s);

@@ -21,7 +21,9 @@
  * machine itself never blocks: it runs under one solver lock in whichever thread finished a job
  * and only queues further jobs (the pool thread that finished a job runs one of them next). So
  * at most max_parallelism op calls are in flight at once, a waiting op occupies exactly one slot,
- * and no ready work waits for anything but a free slot.
+ * and no ready work waits for anything but a free slot. The exception is the exec of a vertex
+ * flagged KILN_VERTEX_WAITS (a RUN that waits for its sandbox): it runs on a second pool of
+ * KILN_SOLVER_MAX_WAITING threads, outside the bound.
  *
  * Cache keys (kiln-native format "kiln.cachekey.v1", never shared with BuildKit). For a vertex V
  * with cache map (base, deps[i] = {selector_i, content_i}) and inputs (I_i, output o_i):
@@ -70,7 +72,13 @@ typedef struct kiln_op_ctx kiln_op_ctx;
 
 enum {
     KILN_VERTEX_IGNORE_CACHE = 1 << 0, /* never look this vertex up in the cache (OpMetadata) */
+    /* Its exec mostly waits for a process (a sandboxed RUN): it runs on the solver's waiting pool
+     * (KILN_SOLVER_MAX_WAITING at once) and holds none of the max_parallelism slots, so a
+     * sleeping step does not hold a core. */
+    KILN_VERTEX_WAITS = 1 << 1,
 };
+
+#define KILN_SOLVER_MAX_WAITING 32
 
 /* One input edge: the vertex with digest `digest`, output number `output`. */
 typedef struct kiln_vertex_input {

@@ -53,6 +53,7 @@ typedef struct solver_vertex {
 struct kiln_solver {
     pthread_mutex_t lock;
     kiln_threadpool *pool;
+    kiln_threadpool *wait_pool; /* execs of KILN_VERTEX_WAITS vertices */
     unsigned max_parallelism;
     const kiln_op_ops *ops;
     void *op_payload;

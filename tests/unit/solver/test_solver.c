@@ -286,6 +286,38 @@ test_solver_sched__serial(void **state)
     assert_int_equal(env.max_running, 1);
 }
 
+/* Steps that wait on a process (KILN_VERTEX_WAITS, a RUN) hold no max_parallelism slot: with one
+ * slot, three of them still run at once (each waits until all three run). */
+static void
+test_solver_sched__waiting_steps(void **state)
+{
+    fake_spec g[] = {
+            {.name = "w1",
+             .files = "a=1",
+             .sleep_ms = 50,
+             .rendezvous = 3,
+             .flags = KILN_VERTEX_WAITS},
+            {.name = "w2",
+             .files = "b=1",
+             .sleep_ms = 50,
+             .rendezvous = 3,
+             .flags = KILN_VERTEX_WAITS},
+            {.name = "w3",
+             .files = "c=1",
+             .sleep_ms = 50,
+             .rendezvous = 3,
+             .flags = KILN_VERTEX_WAITS},
+            {.name = "merge", .inputs = {"w1", "w2", "w3"}},
+    };
+    kiln_solver *s = new_solver(1, false);
+    kiln_error *err = NULL;
+
+    (void)state;
+    assert_int_equal(solve(s, NULL, g, N(g), "merge", NULL, &err), 0);
+    assert_int_equal(env.max_running, 3);
+    kiln_solver_free(s);
+}
+
 static void
 test_solver_sched__only_needed(void **state)
 {
@@ -666,6 +698,7 @@ main(void)
             cmocka_unit_test_setup_teardown(test_solver_build__misuse, setup, teardown),
             cmocka_unit_test_setup_teardown(test_solver_sched__parallel, setup, teardown),
             cmocka_unit_test_setup_teardown(test_solver_sched__serial, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_solver_sched__waiting_steps, setup, teardown),
             cmocka_unit_test_setup_teardown(test_solver_sched__only_needed, setup, teardown),
             cmocka_unit_test_setup_teardown(test_solver_cache__unchanged_rebuild, setup, teardown),
             cmocka_unit_test_setup_teardown(test_solver_cache__content_keys, setup, teardown),
