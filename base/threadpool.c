@@ -1,6 +1,8 @@
 /*
- * threadpool.c: a fixed set of threads draining one FIFO queue. `pending` counts queued plus
- * running jobs, so kiln_threadpool_wait() also waits for jobs that jobs submit.
+ * threadpool.c: up to `max` threads draining one FIFO queue. `pending` counts queued plus
+ * running jobs, so kiln_threadpool_wait() also waits for jobs that jobs submit. One thread starts
+ * with the pool; the others start when a job is queued while every thread is busy (a pool that is
+ * rarely full, such as the solver's waiting pool, costs no thread creation at start-up).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -23,7 +25,8 @@ struct kiln_threadpool {
     struct job *head, *tail;
     size_t pending;
     bool shutdown;
-    unsigned nthreads;
+    unsigned nthreads; /* started */
+    unsigned max;
     pthread_t *threads;
 };
 
@@ -76,15 +79,13 @@ kiln_threadpool_new(kiln_threadpool **out, unsigned nthreads, kiln_error **err)
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->idle, NULL);
     p->threads = xcalloc(nthreads, sizeof(pthread_t));
-    for (unsigned i = 0; i < nthreads; i++) {
-        int rc = pthread_create(&p->threads[i], NULL, worker, p);
-        if (rc != 0) {
-            p->nthreads = i;
-            kiln_threadpool_free(p);
-            return kiln_error_errno(err, rc, "create thread pool of %u threads", nthreads);
-        }
-        p->nthreads = i + 1;
+    p->max = nthreads;
+    int rc = pthread_create(&p->threads[0], NULL, worker, p);
+    if (rc != 0) {
+        kiln_threadpool_free(p);
+        return kiln_error_errno(err, rc, "create thread pool of %u threads", nthreads);
     }
+    p->nthreads = 1;
     *out = p;
     return 0;
 }
@@ -104,6 +105,10 @@ kiln_threadpool_submit(kiln_threadpool *p, kiln_job_fn fn, void *arg)
         p->head = j;
     p->tail = j;
     p->pending++;
+    /* every thread busy: start another (on failure the running threads take the job later) */
+    if (p->pending > p->nthreads && p->nthreads < p->max &&
+        pthread_create(&p->threads[p->nthreads], NULL, worker, p) == 0)
+        p->nthreads++;
     pthread_cond_signal(&p->work);
     pthread_mutex_unlock(&p->lock);
 }
@@ -139,5 +144,5 @@ kiln_threadpool_free(kiln_threadpool *p)
 unsigned
 kiln_threadpool_size(const kiln_threadpool *p)
 {
-    return p->nthreads;
+    return p->max;
 }

@@ -1,5 +1,6 @@
 /*
- * threadpool.h: a fixed pool of worker threads running submitted jobs in FIFO order.
+ * threadpool.h: a pool of up to N worker threads (started as the queue needs them) running
+ * submitted jobs in FIFO order.
  * Thread-safe: any thread may submit. kiln_threadpool_wait() blocks until every submitted job,
  * including jobs submitted by jobs, has finished.
  */
