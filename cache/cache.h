@@ -111,6 +111,18 @@ int kiln_cache_history_put(kiln_cache *c, const char *id, const char *record_jso
                            const char *const *refs, kiln_error **err);
 int kiln_cache_history_get(char **out, kiln_cache *c, const char *id, kiln_error **err);
 int kiln_cache_history_delete(kiln_cache *c, const char *id, kiln_error **err);
+/* One row of a document table. */
+typedef struct kiln_cache_record {
+    char *id;
+    char *json;
+} kiln_cache_record;
+/* Every history record, sorted by id; *out (n rows) owned by the caller
+ * (kiln_cache_records_free). */
+int kiln_cache_history_list(kiln_cache_record **out, size_t *n, kiln_cache *c, kiln_error **err);
+void kiln_cache_records_free(kiln_cache_record *v, size_t n);
+/* Every image record (id = the image name, json = its descriptor), sorted by name, read in one
+ * transaction; *out (n rows, never NULL) owned by the caller (kiln_cache_records_free). */
+int kiln_cache_image_list(kiln_cache_record **out, size_t *n, kiln_cache *c, kiln_error **err);
 /* Content-checksum cache (the context stat cache): opaque key (any length; long keys are stored
  * under their SHA-256) -> value bytes. get: *out owned by the caller (NUL-terminated for
  * convenience), *len_out may be NULL; KILN_ENOTFOUND. */
@@ -119,6 +131,26 @@ int kiln_cache_checksum_put(kiln_cache *c, const char *key, const void *value, s
 int kiln_cache_checksum_get(void **out, size_t *len_out, kiln_cache *c, const char *key,
                             kiln_error **err);
 int kiln_cache_checksum_delete(kiln_cache *c, const char *key, kiln_error **err);
+/* A batch of checksum-table lookups and writes for one long operation (the build-context walk):
+ * lookups share one read transaction, a snapshot of the table taken at the first lookup; writes
+ * stay in memory (and are seen by the batch's own lookups) until commit writes them all in one
+ * transaction. One thread uses a batch at a time. *out owned by the caller (free, which drops
+ * uncommitted writes; NULL-safe). */
+typedef struct kiln_cache_checksum_batch kiln_cache_checksum_batch;
+void kiln_cache_checksum_batch_new(kiln_cache_checksum_batch **out, kiln_cache *c);
+void kiln_cache_checksum_batch_free(kiln_cache_checksum_batch *b);
+/* Look `key` up: *found says whether there is a value; then *len (in: the size of buf) is the
+ * value's size and min(that, buf size) bytes are copied to buf. A miss is not an error.
+ * KILN_ESYS (LMDB failures), KILN_EINVAL (empty key). */
+int kiln_cache_checksum_batch_get(bool *found, void *buf, size_t *len, kiln_cache_checksum_batch *b,
+                                  const char *key, kiln_error **err);
+/* Queue key -> value (copied; a later put of the same key replaces it). */
+void kiln_cache_checksum_batch_put(kiln_cache_checksum_batch *b, const char *key, const void *value,
+                                   size_t len);
+/* End the read snapshot and write the queued values in one transaction (nothing to write: no
+ * transaction). The batch stays usable; its next lookup sees the table as it is then. On error
+ * the queued values are kept. KILN_ESYS. */
+int kiln_cache_checksum_batch_commit(kiln_cache_checksum_batch *b, kiln_error **err);
 
 /* Leases: a running build holds `lease` on snapshots and blobs it still needs, so GC keeps them.
  * A build should lease its active snapshots before committing them (the ref follows the id), and

@@ -11,6 +11,7 @@
 #include "base/base.h"
 #include "base/digest.h"
 #include "base/json.h"
+#include "base/vec.h"
 #include "cache/cache_internal.h"
 
 #define DOC_MAX (4u << 20)
@@ -258,6 +259,48 @@ int
 kiln_cache_image_delete(kiln_cache *c, const char *name, kiln_error **err)
 {
     return doc_delete(c, CACHE_DB_IMAGES, "image", name, err);
+}
+
+typedef struct image_scan {
+    kiln_vec names, docs;
+} image_scan;
+
+static int
+image_scan_row(const char *key, const MDB_val *v, void *payload, kiln_error **err)
+{
+    image_scan *s = payload;
+
+    (void)err;
+    kiln_vec_push(&s->names, xstrdup(key));
+    kiln_vec_push(&s->docs, xstrndup(v->mv_data, v->mv_size));
+    return 0;
+}
+
+int
+kiln_cache_image_list(kiln_cache_record **out, size_t *n, kiln_cache *c, kiln_error **err)
+{
+    cleanup_mdb_txn MDB_txn *t = NULL;
+    image_scan s = {KILN_VEC_INIT, KILN_VEC_INIT};
+    kiln_cache_record *v;
+    int ret = kiln_cache__txn_begin(&t, c, false, err);
+
+    if (ret == 0)
+        ret = kiln_cache__scan(t, c, CACHE_DB_IMAGES, image_scan_row, &s, err);
+    if (ret < 0) {
+        kiln_vec_dispose(&s.names, free);
+        kiln_vec_dispose(&s.docs, free);
+        return kiln_error_wrap(err, "list images");
+    }
+    v = xcalloc(s.names.len + 1, sizeof(*v));
+    for (size_t i = 0; i < s.names.len; i++) {
+        v[i].id = kiln_vec_get(&s.names, i);
+        v[i].json = kiln_vec_get(&s.docs, i);
+    }
+    *out = v;
+    *n = s.names.len;
+    kiln_vec_dispose(&s.names, NULL);
+    kiln_vec_dispose(&s.docs, NULL);
+    return 0;
 }
 
 int

@@ -409,6 +409,70 @@ test_cache_tables__images_history_checksums(void **state)
     assert_fsck_clean(f, true);
 }
 
+/* A checksum batch: one read snapshot, writes queued until commit and seen by its own lookups,
+ * rows shared with the single-call API (long keys hashed the same way). */
+static void
+test_cache_tables__checksum_batch(void **state)
+{
+    fixture *f = *state;
+    kiln_cache_checksum_batch *b = NULL;
+    char buf[16], longkey[1000];
+    void *val = NULL;
+    size_t len = 0;
+    bool found = true;
+
+    memset(longkey, 'k', sizeof(longkey) - 1);
+    longkey[sizeof(longkey) - 1] = 0;
+    assert_ok(kiln_cache_checksum_put(f->c, "ctx/old", "0123", 4, &f->err));
+    assert_ok(kiln_cache_checksum_put(f->c, longkey, "long", 4, &f->err));
+    kiln_cache_checksum_batch_new(&b, f->c);
+    len = sizeof(buf);
+    assert_ok(kiln_cache_checksum_batch_get(&found, buf, &len, b, "ctx/old", &f->err));
+    assert_true(found);
+    assert_int_equal(len, 4);
+    assert_memory_equal(buf, "0123", 4);
+    len = sizeof(buf);
+    assert_ok(kiln_cache_checksum_batch_get(&found, buf, &len, b, longkey, &f->err));
+    assert_true(found);
+    assert_memory_equal(buf, "long", 4);
+    /* a value larger than the buffer: its size is reported, the buffer filled */
+    len = 2;
+    assert_ok(kiln_cache_checksum_batch_get(&found, buf, &len, b, "ctx/old", &f->err));
+    assert_int_equal(len, 4);
+    assert_memory_equal(buf, "01", 2);
+    /* a miss is no error */
+    len = sizeof(buf);
+    assert_ok(kiln_cache_checksum_batch_get(&found, buf, &len, b, "ctx/new", &f->err));
+    assert_false(found);
+    assert_null(f->err);
+    /* queued writes: seen by the batch, not by others until commit */
+    kiln_cache_checksum_batch_put(b, "ctx/new", "abc", 3);
+    kiln_cache_checksum_batch_put(b, "ctx/new", "abcd", 4);
+    len = sizeof(buf);
+    assert_ok(kiln_cache_checksum_batch_get(&found, buf, &len, b, "ctx/new", &f->err));
+    assert_true(found);
+    assert_int_equal(len, 4);
+    assert_memory_equal(buf, "abcd", 4);
+    assert_code(kiln_cache_checksum_get(&val, &len, f->c, "ctx/new", &f->err), KILN_ENOTFOUND);
+    assert_ok(kiln_cache_checksum_batch_commit(b, &f->err));
+    assert_ok(kiln_cache_checksum_get(&val, &len, f->c, "ctx/new", &f->err));
+    assert_int_equal(len, 4);
+    assert_memory_equal(val, "abcd", 4);
+    free(val);
+    /* after commit the batch reads a fresh snapshot */
+    assert_ok(kiln_cache_checksum_put(f->c, "ctx/later", "L", 1, &f->err));
+    len = sizeof(buf);
+    assert_ok(kiln_cache_checksum_batch_get(&found, buf, &len, b, "ctx/later", &f->err));
+    assert_true(found);
+    assert_code(kiln_cache_checksum_batch_get(&found, buf, &len, b, "", &f->err), KILN_EINVAL);
+    /* uncommitted writes are dropped with the batch */
+    kiln_cache_checksum_batch_put(b, "ctx/dropped", "x", 1);
+    kiln_cache_checksum_batch_free(b);
+    assert_code(kiln_cache_checksum_get(&val, &len, f->c, "ctx/dropped", &f->err), KILN_ENOTFOUND);
+    kiln_cache_checksum_batch_free(NULL);
+    assert_fsck_clean(f, true);
+}
+
 static void
 test_cache_tables__refs_validate_targets(void **state)
 {
@@ -1297,6 +1361,7 @@ main(void)
             T(test_cache_store__bad_opts),
             T(test_cache_keys__put_get_delete),
             T(test_cache_tables__images_history_checksums),
+            T(test_cache_tables__checksum_batch),
             T(test_cache_tables__refs_validate_targets),
             T(test_cache_blob__write_read_verify),
             T(test_cache_blob__digest_mismatch_stores_nothing),
