@@ -96,46 +96,60 @@ kiln_parse_mode(const char *s, unsigned *out, kiln_error **err)
     return 0;
 }
 
+/* The multiplier of a size suffix (binary for every spelling, as docker's RAMInBytes:
+ * "512MB" = "512m" = "512MiB"); 0 when the suffix is not one. */
+static uint64_t
+size_unit(const char *u)
+{
+    static const char units[] = "kmgt";
+    const char *p;
+    uint64_t mult = 1;
+    if (*u == '\0' || strcasecmp(u, "b") == 0)
+        return 1;
+    p = strchr(units, tolower((unsigned char)*u));
+    if (!p)
+        return 0;
+    mult <<= 10 * (p - units + 1);
+    u++;
+    if (*u == '\0' || strcasecmp(u, "b") == 0 || strcasecmp(u, "ib") == 0)
+        return mult;
+    return 0;
+}
+
 int
 kiln_parse_size(const char *s, uint64_t *out, kiln_error **err)
 {
-    char *end = NULL;
-    unsigned long long v;
-    uint64_t mult = 1;
+    uint64_t whole = 0, frac = 0, scale = 1, mult;
+    const char *p = s;
+    long double extra;
 
     if (!s || !isdigit((unsigned char)*s))
         return kiln_error_set(err, KILN_EINVAL, "invalid size `%s`", s ? s : "");
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno)
-        return kiln_error_set(err, KILN_EINVAL, "invalid size `%s`", s);
-    switch (tolower((unsigned char)*end)) {
-    case 'k':
-        mult = 1ULL << 10;
-        end++;
-        break;
-    case 'm':
-        mult = 1ULL << 20;
-        end++;
-        break;
-    case 'g':
-        mult = 1ULL << 30;
-        end++;
-        break;
-    case 't':
-        mult = 1ULL << 40;
-        end++;
-        break;
-    default:
-        break;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (whole > (UINT64_MAX - 9) / 10)
+            return kiln_error_set(err, KILN_EINVAL, "invalid size `%s`: too large", s);
+        whole = whole * 10 + (uint64_t)(*p - '0');
     }
-    if (strcasecmp(end, "ib") == 0 && mult > 1)
-        end += 2;
-    else if (strcasecmp(end, "b") == 0)
-        end++;
-    if (*end || (v && mult > UINT64_MAX / v))
+    if (*p == '.') {
+        if (!isdigit((unsigned char)p[1]))
+            return kiln_error_set(err, KILN_EINVAL, "invalid size `%s`", s);
+        /* digits past the 18th are read and dropped (long double precision ends sooner) */
+        for (p++; isdigit((unsigned char)*p); p++) {
+            if (scale < 1000000000000000000ULL) {
+                frac = frac * 10 + (uint64_t)(*p - '0');
+                scale *= 10;
+            }
+        }
+    }
+    mult = size_unit(p);
+    if (mult == 0)
         return kiln_error_set(err, KILN_EINVAL, "invalid size `%s`", s);
-    *out = (uint64_t)v * mult;
+    if (whole && mult > UINT64_MAX / whole)
+        return kiln_error_set(err, KILN_EINVAL, "invalid size `%s`: too large", s);
+    extra = (long double)frac / (long double)scale * (long double)mult;
+    if ((long double)(UINT64_MAX - whole * mult) < extra)
+        return kiln_error_set(err, KILN_EINVAL, "invalid size `%s`: too large", s);
+    *out = whole * mult + (uint64_t)extra;
     return 0;
 }
 

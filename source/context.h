@@ -57,8 +57,10 @@ typedef struct kiln_ctx_list {
 } kiln_ctx_list;
 
 /* The stat-keyed content-hash cache. The key is an opaque byte string built from the path, size,
- * mtime, inode and mode of a regular file; the value is the hash of its content.
- * get returns true and fills *out on a hit. Both are called from the walking thread only. */
+ * mtime, ctime, inode and mode of a regular file (and the walker's euid, and whether the file had
+ * xattrs: a hit on a "no xattrs" key spares the walk listing them); the value is the hash of its
+ * content. get returns true and fills *out on a hit. Both are called from the walking thread
+ * only, in tree order; a walk may look a file up twice (a file with xattrs). */
 typedef struct kiln_ctx_cache_ops {
     bool (*get)(void *payload, const void *key, size_t keylen, kiln_xxh128 *out);
     void (*put)(void *payload, const void *key, size_t keylen, kiln_xxh128 value);

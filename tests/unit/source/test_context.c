@@ -289,6 +289,93 @@ test_source_context__xattrs(void **state)
     test_rm_rf(dst_parent);
 }
 
+/* The stat cache must not hide an xattr change: setting one leaves size and mtime alone but
+ * changes ctime, which is in the key. */
+static void
+test_source_context__stat_cache_xattrs(void **state)
+{
+    const char *root = *state;
+    cleanup_free char *file = kiln_path_join(root, "src/main.c");
+    fake_cache fc = {.map = KILN_MAP_INIT};
+    kiln_ctx_cache_ops ops = {cache_get, cache_put, &fc};
+    kiln_ctx_list *cold = walk(root, NULL, NULL, &ops);
+    kiln_ctx_list *warm = NULL, *again = NULL, *uncached = NULL, *removed = NULL;
+    const kiln_ctx_entry *e;
+    if (setxattr(file, "user.kiln.test", "v1", 2, 0) < 0) {
+        kiln_ctx_list_free(cold);
+        kiln_map_dispose(&fc.map, free);
+        skip(); /* no user xattrs on this filesystem */
+        return;
+    }
+    warm = walk(root, NULL, NULL, &ops);
+    uncached = walk(root, NULL, NULL, NULL);
+    e = kiln_ctx_list_find(warm, "src/main.c");
+    assert_int_equal(e->nxattrs, 1);
+    assert_string_equal(e->xattrs[0].name, "user.kiln.test");
+    assert_memory_equal(&e->digest, &kiln_ctx_list_find(uncached, "src/main.c")->digest,
+                        sizeof(kiln_xxh128));
+    assert_memory_equal(&warm->root_digest, &uncached->root_digest, sizeof(kiln_xxh128));
+    assert_memory_not_equal(&warm->root_digest, &cold->root_digest, sizeof(kiln_xxh128));
+    assert_int_equal(warm->hashed, 1);
+    /* a file with xattrs is found in the cache too, its xattrs listed again */
+    again = walk(root, NULL, NULL, &ops);
+    assert_int_equal(again->hashed, 0);
+    assert_int_equal(kiln_ctx_list_find(again, "src/main.c")->nxattrs, 1);
+    assert_memory_equal(&again->root_digest, &uncached->root_digest, sizeof(kiln_xxh128));
+    /* removing it brings the first digest back */
+    assert_int_equal(removexattr(file, "user.kiln.test"), 0);
+    removed = walk(root, NULL, NULL, &ops);
+    assert_int_equal(kiln_ctx_list_find(removed, "src/main.c")->nxattrs, 0);
+    assert_memory_equal(&removed->root_digest, &cold->root_digest, sizeof(kiln_xxh128));
+    kiln_ctx_list_free(cold);
+    kiln_ctx_list_free(warm);
+    kiln_ctx_list_free(again);
+    kiln_ctx_list_free(uncached);
+    kiln_ctx_list_free(removed);
+    kiln_map_dispose(&fc.map, free);
+}
+
+/* A directory wide enough to be stat'ed by helper threads comes out complete and in order. */
+static void
+test_source_context__wide_dir(void **state)
+{
+    const char *root = *state;
+    kiln_ctx_list *l, *cached, *warm;
+    fake_cache fc = {.map = KILN_MAP_INIT};
+    kiln_ctx_cache_ops ops = {cache_get, cache_put, &fc};
+    size_t files = 0;
+    for (int i = 0; i < 500; i++) {
+        char name[64], data[64];
+        snprintf(name, sizeof(name), "wide/f%d", i);
+        memset(data, 'a' + i % 26, sizeof(data));
+        data[i % 50 + 1] = '\0';
+        test_write(root, name, data, i % 2 ? 0644 : 0600);
+    }
+    l = walk(root, NULL, NULL, NULL);
+    for (size_t i = 1; i < l->len; i++)
+        assert_true(kiln_ctx_path_cmp(l->entries[i - 1].path, l->entries[i].path) < 0);
+    for (size_t i = 0; i < l->len; i++) {
+        const kiln_ctx_entry *e = &l->entries[i];
+        int n;
+        if (strncmp(e->path, "wide/f", 6) != 0)
+            continue;
+        files++;
+        n = (int)strtol(e->path + 6, NULL, 10);
+        assert_int_equal(e->size, (uint64_t)(n % 50 + 1));
+        assert_int_equal(e->mode & 07777, n % 2 ? 0644 : 0600);
+    }
+    assert_int_equal(files, 500);
+    cached = walk(root, NULL, NULL, &ops);
+    warm = walk(root, NULL, NULL, &ops);
+    assert_int_equal(warm->hashed, 0);
+    assert_memory_equal(&cached->root_digest, &l->root_digest, sizeof(kiln_xxh128));
+    assert_memory_equal(&warm->root_digest, &l->root_digest, sizeof(kiln_xxh128));
+    kiln_ctx_list_free(l);
+    kiln_ctx_list_free(cached);
+    kiln_ctx_list_free(warm);
+    kiln_map_dispose(&fc.map, free);
+}
+
 static void
 test_source_context__errors(void **state)
 {
@@ -321,6 +408,10 @@ test_source_run_context(void)
                                             teardown_tree),
             cmocka_unit_test_setup_teardown(test_source_context__copy, setup_tree, teardown_tree),
             cmocka_unit_test_setup_teardown(test_source_context__xattrs, setup_tree, teardown_tree),
+            cmocka_unit_test_setup_teardown(test_source_context__stat_cache_xattrs, setup_tree,
+                                            teardown_tree),
+            cmocka_unit_test_setup_teardown(test_source_context__wide_dir, setup_tree,
+                                            teardown_tree),
             cmocka_unit_test_setup_teardown(test_source_context__errors, setup_tree, teardown_tree),
     };
     return cmocka_run_group_tests_name("source_context", tests, NULL, NULL);
