@@ -17,6 +17,7 @@
 #define KILN_LOG_DOMAIN "engine"
 
 #include <stdatomic.h>
+#include <time.h>
 
 #include "base/buf.h"
 #include "base/digest.h"
@@ -24,6 +25,7 @@
 #include "base/path.h"
 #include "engine/engine_internal.h"
 #include "kiln/engine.h"
+#include "oci/export.h"
 
 #include "base/base.h"
 
@@ -224,7 +226,55 @@ op_free(void *op, void *payload)
     if (eop->op)
         pb__op__free_unpacked(eop->op, NULL);
     free(eop->local_dir);
+    for (size_t i = 0; i < eop->n_secrets; i++) {
+        free((char *)eop->secrets[i].id);
+        if (eop->secrets[i].data)
+            explicit_bzero((void *)eop->secrets[i].data, eop->secrets[i].len);
+        free((void *)eop->secrets[i].data);
+    }
+    free(eop->secrets);
+    for (size_t i = 0; i < eop->n_ssh; i++) {
+        free((char *)eop->ssh[i].id);
+        free((char *)eop->ssh[i].socket);
+    }
+    free(eop->ssh);
     free(eop);
+}
+
+/* Give an exec op copies of the secrets and ssh sockets its mounts name (only those). */
+static void
+payload_secrets(engine_op *eop, const kiln_engine_solve_opts *opts)
+{
+    const Pb__ExecOp *ex = eop->op->exec;
+
+    for (size_t i = 0; i < ex->n_mounts; i++) {
+        const Pb__Mount *m = ex->mounts[i];
+        if (m->mounttype == PB__MOUNT_TYPE__SECRET && m->secretopt) {
+            for (size_t k = 0; k < opts->n_secrets; k++) {
+                const kiln_engine_secret *sec = &opts->secrets[k];
+                if (strcmp(sec->id, m->secretopt->id) != 0)
+                    continue;
+                eop->secrets =
+                        xreallocarray(eop->secrets, eop->n_secrets + 1, sizeof(*eop->secrets));
+                eop->secrets[eop->n_secrets].id = xstrdup(sec->id);
+                eop->secrets[eop->n_secrets].data = xmemdup(sec->data, sec->len ? sec->len : 1);
+                eop->secrets[eop->n_secrets].len = sec->len;
+                eop->n_secrets++;
+                break;
+            }
+        } else if (m->mounttype == PB__MOUNT_TYPE__SSH && m->sshopt) {
+            const char *want = m->sshopt->id && *m->sshopt->id ? m->sshopt->id : "default";
+            for (size_t k = 0; k < opts->n_ssh; k++) {
+                if (strcmp(opts->ssh[k].id, want) != 0)
+                    continue;
+                eop->ssh = xreallocarray(eop->ssh, eop->n_ssh + 1, sizeof(*eop->ssh));
+                eop->ssh[eop->n_ssh].id = xstrdup(opts->ssh[k].id);
+                eop->ssh[eop->n_ssh].socket = xstrdup(opts->ssh[k].socket);
+                eop->n_ssh++;
+                break;
+            }
+        }
+    }
 }
 
 static const kiln_op_ops engine_op_ops = {
@@ -392,6 +442,8 @@ make_payload(engine_op **out, kiln_engine *e, const kiln_llb_node *n,
         }
         eop->local_dir = xstrdup(dir);
     }
+    if (n->op->op_case == PB__OP__OP_EXEC)
+        payload_secrets(eop, opts);
     *out = eop;
     return 0;
 }
@@ -423,6 +475,8 @@ add_vertex(kiln_solver_build *b, kiln_engine *e, const kiln_llb_node *n,
     d.ninputs = n->op->n_inputs;
     d.noutputs = n->op->op_case == PB__OP__OP_EXEC ? engine_exec_noutputs(n->op->exec) : 1;
     d.flags = n->metadata && n->metadata->ignore_cache ? KILN_VERTEX_IGNORE_CACHE : 0;
+    if (n->op->op_case == PB__OP__OP_EXEC)
+        d.flags |= KILN_VERTEX_WAITS;
     return kiln_solver_build_add_vertex(b, &d, err);
 }
 
@@ -488,6 +542,7 @@ kiln_engine_solve(kiln_engine_result **out, kiln_engine *e, const void *def, siz
     kiln_llb_graph *g = NULL;
     kiln_solver_build *b = NULL;
     kiln_solver_result *r = NULL;
+    struct timespec wall;
     int ret;
 
     if (!opts)
@@ -503,11 +558,16 @@ kiln_engine_solve(kiln_engine_result **out, kiln_engine *e, const void *def, siz
         so.progress = progress_bridge;
         so.progress_payload = (void *)opts;
     }
+    clock_gettime(CLOCK_REALTIME, &wall);
     ret = kiln_solver_build_new(&b, e->solver, &so, err);
     if (ret == 0)
         ret = build_graph(b, e, g, opts, err);
     if (ret == 0)
         ret = kiln_solver_build_wait(&r, b, err);
+    if (opts->history_name)
+        engine_history_record(
+                e, opts->history_name, (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec,
+                b ? kiln_solver_build_summary(b) : NULL, r ? r->id : NULL, ret < 0 ? *err : NULL);
     kiln_solver_build_free(b);
     kiln_llb_graph_free(g);
     if (ret < 0)
@@ -568,6 +628,24 @@ kiln_engine_result_export_dir(kiln_engine *e, const kiln_engine_result *r, const
     engine_view_close(&view);
     if (ret < 0)
         return kiln_error_wrap(err, "export to `%s`", dir);
+    return 0;
+}
+
+int
+kiln_engine_result_export_tar(kiln_engine *e, const kiln_engine_result *r, int fd, int64_t epoch,
+                              kiln_error **err)
+{
+    engine_view view = {0};
+    int ret;
+
+    ret = engine_view_open(&view, e, r->r->id, err);
+    if (ret == 0)
+        ret = kiln_export_tar(view.path, fd,
+                              epoch >= 0 ? KILN_LAYER_TIME_CLAMP : KILN_LAYER_TIME_KEEP,
+                              epoch >= 0 ? epoch : 0, err);
+    engine_view_close(&view);
+    if (ret < 0)
+        return kiln_error_wrap(err, "export as tar");
     return 0;
 }
 

@@ -9,10 +9,12 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "base/digest.h"
 #include "base/error.h"
 #include "cache/cache.h"
 #include "kiln/engine.h"
 #include "llb/llb.h"
+#include "oci/oci.h"
 #include "solver/solver.h"
 
 struct kiln_engine {
@@ -35,6 +37,11 @@ typedef struct engine_op {
     kiln_engine *engine;
     Pb__Op *op;      /* owned (pb__op__free_unpacked) */
     char *local_dir; /* local:// sources: the host directory; owned */
+    /* exec ops with secret or ssh mounts: copies of what the solve request gave */
+    kiln_engine_secret *secrets; /* ids, data owned */
+    size_t n_secrets;
+    kiln_engine_ssh *ssh; /* strings owned */
+    size_t n_ssh;
 } engine_op;
 
 /* ---- results (engine.c) ---- */
@@ -47,6 +54,14 @@ void engine_result_unref(kiln_solver_result *r);
  * it (errors are logged). Active snapshots need no lease: GC never removes them, and an
  * aborted one must stay removable. */
 void engine_hold(kiln_engine *e, const char *id);
+
+/* ---- build history (engine_history.c) ---- */
+
+/* Record a finished solve (s may be NULL when it never started; failure NULL = success). Errors
+ * are logged. */
+void engine_history_record(kiln_engine *e, const char *name, int64_t wall_start_ns,
+                           const kiln_build_summary *s, const char *result_id,
+                           const kiln_error *failure);
 
 /* ---- snapshot access (engine_snap.c) ---- */
 
@@ -134,5 +149,58 @@ void engine_exec_cancel(kiln_op_ctx *ctx);
 /* MergeOp and DiffOp (op_merge.c). */
 int engine_merge_exec(kiln_solver_result **out, const engine_op *eop,
                       kiln_solver_result *const *inputs, kiln_error **err);
+
+/* ---- images (image_export.c, image_store.c, image_remote.c) ---- */
+
+/* An image of the local store: its manifest and config bytes as stored in the content store. */
+struct kiln_engine_image {
+    char digest[KILN_DIGEST_STRLEN + 1];        /* manifest */
+    char config_digest[KILN_DIGEST_STRLEN + 1]; /* image id */
+    char *manifest_json;                        /* exact bytes, NUL-terminated; owned */
+    size_t manifest_len;
+    char *config_json; /* exact bytes, NUL-terminated; owned */
+    size_t config_len;
+    struct kiln_oci_manifest *manifest; /* parsed; owned */
+    char snapshot[33];                  /* top snapshot of its layers, "" when unknown */
+    int64_t size;                       /* manifest + config + layer blobs */
+    int64_t created;                    /* config `created`, Unix seconds, 0 = unknown */
+};
+
+/* Snapshot labels the image code keeps on layer snapshots: "kiln.diffid:<blob digest>" = the
+ * diffID of that blob of the snapshot's changes; "kiln.blob.<gzip|zstd|none>[@<epoch>]" = a
+ * blob written in that compression (and timestamp clamp) besides the recorded one;
+ * "kiln.layer.source" = "image" for layers unpacked from an image (their blob is the original). */
+#define ENGINE_LABEL_DIFFID       "kiln.diffid:"
+#define ENGINE_LABEL_LAYER_SOURCE "kiln.layer.source"
+
+/* Store `len` bytes as a blob under the engine's lease; digest_out: KILN_DIGEST_STRLEN + 1. */
+int engine_blob_put(char *digest_out, kiln_engine *e, const void *data, size_t len,
+                    const char *media_type, kiln_error **err);
+/* The compression of stored blob `digest`, from its magic bytes (image_export.c). */
+int engine_blob_compression(kiln_oci_compression *out, kiln_engine *e, const char *digest,
+                            kiln_error **err);
+/* Read blob `digest` from the content store (at most max bytes; *out owned, NUL-terminated). */
+int engine_blob_read(char **out, size_t *len_out, kiln_engine *e, const char *digest, size_t max,
+                     kiln_error **err);
+/* *out = the image whose manifest blob is `digest` (manifest, config read from the store);
+ * `snapshot` (may be NULL) = its known top snapshot. KILN_ENOTFOUND, KILN_EPARSE. */
+int engine_image_from_store(struct kiln_engine_image **out, kiln_engine *e, const char *digest,
+                            const char *snapshot, kiln_error **err);
+/* The local store's image named `ref` (normalised), or KILN_ENOTFOUND. */
+int engine_image_lookup_local(struct kiln_engine_image **out, kiln_engine *e, const char *ref,
+                              kiln_error **err);
+/* engine_layer_open_fn for layers already in the content store (payload: the engine). */
+int engine_store_open_layer(int *fd, const struct kiln_oci_descriptor *d, void *payload,
+                            kiln_error **err);
+/* Unpack img's layers from the content store into snapshots; id_out as engine_unpack_layers. */
+int engine_image_unpack(char *id_out, kiln_engine *e, const struct kiln_engine_image *img,
+                        kiln_op_ctx *ctx, kiln_error **err);
+/* Name img `ref` in the store (normalised; unlike kiln_engine_image_tag a digest is allowed). */
+int engine_image_tag_ref(kiln_engine *e, const struct kiln_engine_image *img, const char *ref,
+                         kiln_error **err);
+/* Pull `ref` (host platform) from its registry: manifest, config and layers into the content
+ * store under the engine's lease; manifest_digest_out: KILN_DIGEST_STRLEN + 1 (op_image.c). */
+int engine_registry_pull(char *manifest_digest_out, kiln_engine *e, const char *ref,
+                         kiln_error **err);
 
 #endif

@@ -147,11 +147,13 @@ engine_rw_commit(kiln_solver_result **out, engine_rw *w, kiln_engine *e, kiln_er
     int ret;
 
     rw_unmount(w);
+    /* lease it while still active: once committed and before a cache key refers to it, a prune
+     * in another process would otherwise see an unreferenced snapshot */
+    engine_hold(e, w->id);
     ret = kiln_cache_snapshot_commit(e->cache, w->id, err);
     if (ret < 0)
         return kiln_error_wrap(err, "commit snapshot %s", w->id);
     w->active = false;
-    engine_hold(e, w->id);
     *out = engine_result_new(w->id);
     return 0;
 }

@@ -5,7 +5,8 @@
  * selector as subpath), writable binds on a mounted active snapshot (committed as that mount's
  * output, or dropped when it has none), scratch binds on an empty dir, persistent cache mounts in
  * <root>/cache-mounts/<sha256 of the id> (the executor implements the sharing modes), tmpfs.
- * Secrets and ssh sockets need a client session: optional ones are skipped, required ones fail.
+ * Secrets and ssh sockets come from the solve request (kiln build --secret / --ssh): a secret is a
+ * file on a private tmpfs, never in a layer; missing optional ones are skipped, required ones fail.
  *
  * The network modes map as: HOST -> host network, UNSET and NONE -> a private network namespace
  * with only loopback (kiln has no bridge network yet). Insecure security mode is refused (no
@@ -104,6 +105,56 @@ cache_mount(exec_run *r, const Pb__Mount *m, mount_state *s, kiln_exec_mount *x,
     return kiln_fs_mkdir_p(s->dir, 0755, err);
 }
 
+/* A secret the solve request gave: its bytes on a private tmpfs file. Missing: skipped when
+ * optional, else an error naming it (BuildKit's message). */
+static int
+secret_mount(exec_run *r, const Pb__Mount *m, kiln_exec_mount *x, kiln_error **err)
+{
+    const Pb__SecretOpt *o = m->secretopt;
+
+    for (size_t i = 0; i < r->eop->n_secrets; i++) {
+        if (strcmp(r->eop->secrets[i].id, o->id) != 0)
+            continue;
+        x->type = KILN_EXEC_MOUNT_SECRET;
+        x->data = r->eop->secrets[i].data;
+        x->data_len = r->eop->secrets[i].len;
+        x->mode = o->mode ? o->mode : 0400;
+        x->uid = o->uid;
+        x->gid = o->gid;
+        r->nxm++;
+        return 0;
+    }
+    if (o->optional)
+        return 0;
+    return kiln_error_set(err, KILN_ENOTFOUND,
+                          "secret %s not found (pass it with --secret id=%s,src=FILE)", o->id,
+                          o->id);
+}
+
+/* An ssh agent socket the solve request forwarded. */
+static int
+ssh_mount(exec_run *r, const Pb__Mount *m, kiln_exec_mount *x, kiln_error **err)
+{
+    const Pb__SSHOpt *o = m->sshopt;
+    const char *id = o->id && *o->id ? o->id : "default";
+
+    for (size_t i = 0; i < r->eop->n_ssh; i++) {
+        if (strcmp(r->eop->ssh[i].id, id) != 0)
+            continue;
+        x->type = KILN_EXEC_MOUNT_SSH;
+        x->source = r->eop->ssh[i].socket;
+        x->mode = o->mode ? o->mode : 0600;
+        x->uid = o->uid;
+        x->gid = o->gid;
+        r->nxm++;
+        return 0;
+    }
+    if (o->optional)
+        return 0;
+    return kiln_error_set(err, KILN_ENOTFOUND,
+                          "no SSH key \"%s\" forwarded from the client (pass --ssh %s)", id, id);
+}
+
 static int
 setup_mount(exec_run *r, const Pb__Mount *m, mount_state *s, kiln_error **err)
 {
@@ -125,12 +176,12 @@ setup_mount(exec_run *r, const Pb__Mount *m, mount_state *s, kiln_error **err)
         x->tmpfs_size = m->tmpfsopt && m->tmpfsopt->size > 0 ? (uint64_t)m->tmpfsopt->size : 0;
         return 0;
     }
-    if ((m->secretopt && m->secretopt->optional) || (m->sshopt && m->sshopt->optional))
-        return 0;
-    return kiln_error_set(err, KILN_EUNSUPPORTED,
-                          "mount at `%s`: secrets and ssh need a client session (not supported "
-                          "yet)",
-                          m->dest);
+    if (m->mounttype == PB__MOUNT_TYPE__SECRET && m->secretopt)
+        return secret_mount(r, m, x, err);
+    if (m->mounttype == PB__MOUNT_TYPE__SSH && m->sshopt)
+        return ssh_mount(r, m, x, err);
+    return kiln_error_set(err, KILN_EINVAL, "mount at `%s`: unknown mount type %d", m->dest,
+                          (int)m->mounttype);
 }
 
 static int
@@ -206,7 +257,8 @@ args_string(const Pb__Meta *meta)
 }
 
 static void
-fill_spec(kiln_exec_spec *spec, const exec_run *r, const char **args, const char **env)
+fill_spec(kiln_exec_spec *spec, const exec_run *r, const char **args, const char **env,
+          kiln_exec_host *hosts)
 {
     const Pb__Meta *meta = r->ex->meta;
 
@@ -222,6 +274,12 @@ fill_spec(kiln_exec_spec *spec, const exec_run *r, const char **args, const char
         args[i] = meta->args[i];
     for (size_t i = 0; i < meta->n_env; i++)
         env[i] = meta->env[i];
+    for (size_t i = 0; i < meta->n_extrahosts; i++) {
+        hosts[i].host = meta->extrahosts[i]->host;
+        hosts[i].ip = meta->extrahosts[i]->ip;
+    }
+    spec->extra_hosts = hosts;
+    spec->n_extra_hosts = meta->n_extrahosts;
     spec->args = args;
     spec->env = env;
     spec->cwd = meta->cwd && *meta->cwd ? meta->cwd : NULL;
@@ -240,13 +298,15 @@ run_process(exec_run *r, kiln_op_ctx *ctx, kiln_error **err)
     const Pb__Meta *meta = r->ex->meta;
     cleanup_free const char **args = xcalloc(meta->n_args + 1, sizeof(char *));
     cleanup_free const char **env = xcalloc(meta->n_env + 1, sizeof(char *));
+    cleanup_free kiln_exec_host *hosts = xcalloc(meta->n_extrahosts + 1, sizeof(*hosts));
     cleanup_free char *shown = args_string(meta);
+    cleanup_free char *how = NULL;
     kiln_exec_spec spec = KILN_EXEC_SPEC_INIT;
     kiln_exec_result res = {0};
     kiln_exec_cancel *cancel = NULL;
     int ret;
 
-    fill_spec(&spec, r, args, env);
+    fill_spec(&spec, r, args, env, hosts);
     ret = kiln_exec_cancel_new(&cancel, err);
     if (ret < 0)
         return ret;
@@ -265,10 +325,14 @@ run_process(exec_run *r, kiln_op_ctx *ctx, kiln_error **err)
     kiln_exec_cancel_free(cancel);
     if (ret < 0)
         return kiln_error_wrap(err, "process \"%s\"", shown);
-    if (!exit_ok(meta, res.exit_code))
+    if (!exit_ok(meta, res.exit_code)) {
+        /* BuildKit's wording, and what killed the step when it was the OOM killer:
+         * "...: exit code: 137: process was killed: out of memory (memory limit 64 MiB)" */
+        how = res.oom_killed ? kiln_exec_result_describe(&res) : NULL;
         return kiln_error_set(err, KILN_EINVAL,
-                              "process \"%s\" did not complete successfully: exit code: %d", shown,
-                              res.exit_code);
+                              "process \"%s\" did not complete successfully: exit code: %d%s%s",
+                              shown, res.exit_code, how ? ": " : "", how ? how : "");
+    }
     return 0;
 }
 

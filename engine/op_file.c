@@ -133,6 +133,40 @@ meta_apply_path(const meta_apply *m, const char *path, kiln_error **err)
     return 0;
 }
 
+/* mkdir -p `full` where the directories it creates (not existing ones) get m's owner and
+ * timestamp, as fsutil's MkdirAll does for BuildKit's mkdir and copy (COPY --chown to a new
+ * directory makes that directory the user's). */
+static int
+mkdir_p_owned(const char *full, const meta_apply *m, kiln_error **err)
+{
+    cleanup_free char *first = NULL;
+    meta_apply own = *m;
+    int ret;
+
+    own.mode = -1;
+    /* the top-most missing directory */
+    char *p = xstrdup(full);
+    while (strcmp(p, "/") != 0 && !kiln_fs_exists(p)) {
+        free(first);
+        first = p;
+        p = kiln_path_dir(first);
+    }
+    free(p);
+    ret = kiln_fs_mkdir_p(full, 0755, err);
+    if (ret < 0 || !first || (own.uid < 0 && own.gid < 0 && own.ts < 0))
+        return ret;
+    /* apply to `first` and every directory below it on the way to `full` */
+    for (size_t n = strlen(first);;) {
+        cleanup_free char *dir = xstrndup(full, n);
+        const char *next;
+        ret = meta_apply_path(&own, dir, err);
+        if (ret < 0 || full[n] == 0)
+            return ret;
+        next = strchr(full + n + 1, '/');
+        n = next ? (size_t)(next - full) : strlen(full);
+    }
+}
+
 /* ---- mkdir, mkfile, rm, symlink ------------------------------------------------------------- */
 
 static int
@@ -148,7 +182,7 @@ do_mkdir(file_run *r, const Pb__FileActionMkDir *a, kiln_error **err)
     if (ret < 0)
         return ret;
     if (a->makeparents) {
-        ret = kiln_fs_mkdir_p(full, 0755, err);
+        ret = mkdir_p_owned(full, &m, err);
     } else if (mkdir(full, 0755) < 0 && errno != EEXIST) {
         ret = kiln_error_errno(err, errno, "mkdir `%s`", a->path);
     }
@@ -382,7 +416,7 @@ copy_one(copy_job *j, const char *src, const char *base, kiln_error **err)
         return ret;
     parent = kiln_path_dir(target);
     if (j->a->createdestpath)
-        ret = kiln_fs_mkdir_p(contents ? target : parent, 0755, err);
+        ret = mkdir_p_owned(contents ? target : parent, &j->m, err);
     else if (!kiln_fs_is_dir(parent))
         ret = kiln_error_set(err, KILN_ENOTFOUND, "copy to `%s`: parent directory missing", rel);
     if (ret < 0)

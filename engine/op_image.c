@@ -6,10 +6,16 @@
  * the snapshot chain keyed by chain id. Registries on 127.0.0.0/8 and localhost are reached over
  * plain http (the client's rule). The cache map folds in the manifest digest the tag resolved to,
  * so a moved tag is a cache miss.
+ *
+ * An image named `ref` in the local image store (kiln build -t, kiln tag, pull, load) is used
+ * before the registry unless the source asks for image.resolvemode=pull, so `FROM app` works
+ * after `kiln build -t app`: its recorded snapshot is reused, or its layers are unpacked from
+ * the content store. engine_registry_pull fetches an image into the store for `kiln pull`.
  */
 #define KILN_LOG_DOMAIN "engine"
 
 #include "base/buf.h"
+#include "base/digest.h"
 #include "engine/engine_internal.h"
 #include "oci/oci.h"
 #include "oci/registry.h"
@@ -89,14 +95,74 @@ pull_config(image_pull *p, kiln_buf *raw_out, kiln_error **err)
     return 0;
 }
 
+/* ---- the local image store (resolve mode "default" and "local") ---------------------------- */
+
+/* LLB's image.resolvemode: "default" and "local" (BuildKit's prefer-local) look in the local
+ * image store first and fall back to the registry; "pull" always asks the registry. */
+typedef enum resolve_mode {
+    RESOLVE_DEFAULT = 0, /* the local image store, then the registry */
+    RESOLVE_PULL,        /* the registry only */
+} resolve_mode;
+
+static int
+source_resolve_mode(resolve_mode *out, const engine_op *eop, kiln_error **err)
+{
+    const Pb__SourceOp *src = eop->op->source;
+
+    *out = RESOLVE_DEFAULT;
+    for (size_t i = 0; i < src->n_attrs; i++) {
+        const char *v = src->attrs[i]->value;
+        if (strcmp(src->attrs[i]->key, "image.resolvemode") != 0)
+            continue;
+        if (strcmp(v, "pull") == 0)
+            *out = RESOLVE_PULL;
+        else if (strcmp(v, "default") != 0 && strcmp(v, "local") != 0 && *v)
+            return kiln_error_set(err, KILN_EINVAL, "image.resolvemode `%s`", v);
+    }
+    return 0;
+}
+
+/* The local store's image for `ref` unless mode says pull; *out NULL when there is none. */
+static int
+local_image(kiln_engine_image **out, kiln_engine *e, const char *ref, resolve_mode mode,
+            kiln_error **err)
+{
+    kiln_error *tmp = NULL;
+    int ret;
+
+    *out = NULL;
+    if (mode == RESOLVE_PULL)
+        return 0;
+    ret = engine_image_lookup_local(out, e, ref, &tmp);
+    if (ret == KILN_ENOTFOUND) {
+        kiln_error_free(&tmp);
+        return 0;
+    }
+    if (ret < 0) {
+        kiln_error_move(err, &tmp);
+        return kiln_error_wrap(err, "local image `%s`", ref);
+    }
+    return 0;
+}
+
 int
 engine_image_config(char **config, char *digest_out, kiln_engine *e, const char *ref,
                     kiln_error **err)
 {
     image_pull p;
     kiln_buf raw = KILN_BUF_INIT;
+    kiln_engine_image *local = NULL;
     int ret;
 
+    ret = local_image(&local, e, ref, RESOLVE_DEFAULT, err);
+    if (ret < 0)
+        return ret;
+    if (local) {
+        *config = xmemdup(local->config_json, local->config_len + 1);
+        kiln_strlcpy(digest_out, local->digest, KILN_DIGEST_STRLEN + 1);
+        kiln_engine_image_free(local);
+        return 0;
+    }
     ret = pull_manifest(&p, e, ref, err);
     if (ret == 0)
         ret = pull_config(&p, &raw, err);
@@ -133,29 +199,108 @@ pull_open_layer(int *fd, const kiln_oci_descriptor *d, void *payload, kiln_error
 }
 
 int
+engine_registry_pull(char *manifest_digest_out, kiln_engine *e, const char *ref, kiln_error **err)
+{
+    image_pull p;
+    kiln_buf raw = KILN_BUF_INIT;
+    char d[KILN_DIGEST_STRLEN + 1];
+    int ret;
+
+    ret = pull_manifest(&p, e, ref, err);
+    if (ret == 0)
+        ret = pull_config(&p, &raw, err);
+    if (ret == 0)
+        ret = engine_blob_put(d, e, raw.ptr ? raw.ptr : "", raw.len, p.m.config.media_type, err);
+    if (ret == 0 && strcmp(d, p.m.config.digest) != 0)
+        ret = kiln_error_set(err, KILN_EDIGEST, "config %s has digest %s", p.m.config.digest, d);
+    for (size_t i = 0; ret == 0 && i < p.m.n_layers; i++) {
+        cleanup_close int fd = -1;
+        ret = pull_open_layer(&fd, &p.m.layers[i], &p, err);
+    }
+    if (ret == 0)
+        ret = engine_blob_put(d, e, p.raw.data, p.raw.len, p.raw.media_type, err);
+    if (ret == 0 && strcmp(d, p.raw.digest) != 0)
+        ret = kiln_error_set(err, KILN_EDIGEST, "manifest %s has digest %s", p.raw.digest, d);
+    if (ret == 0)
+        kiln_strlcpy(manifest_digest_out, d, KILN_DIGEST_STRLEN + 1);
+    kiln_buf_dispose(&raw);
+    pull_dispose(&p);
+    if (ret < 0)
+        return kiln_error_wrap(err, "pull `%s`", ref);
+    return 0;
+}
+
+int
 engine_image_cache_extra(char **extra, const engine_op *eop, kiln_error **err)
 {
+    const char *ref = eop->op->source->identifier + strlen("docker-image://");
+    kiln_engine_image *local = NULL;
+    resolve_mode mode;
     image_pull p;
     int ret;
 
-    ret = pull_manifest(&p, eop->engine, eop->op->source->identifier + strlen("docker-image://"),
-                        err);
+    ret = source_resolve_mode(&mode, eop, err);
+    if (ret == 0)
+        ret = local_image(&local, eop->engine, ref, mode, err);
+    if (ret < 0)
+        return ret;
+    if (local) {
+        *extra = xasprintf("manifest %s", local->digest);
+        kiln_engine_image_free(local);
+        return 0;
+    }
+    ret = pull_manifest(&p, eop->engine, ref, err);
     if (ret == 0)
         *extra = xasprintf("manifest %s", p.raw.digest);
     pull_dispose(&p);
     return ret;
 }
 
+/* The snapshot of a local image: the one recorded for it (a build result tagged as the image)
+ * when it still exists, else its layers unpacked from the content store. */
+static int
+local_image_snapshot(char *id_out, kiln_engine *e, const kiln_engine_image *img, kiln_op_ctx *ctx,
+                     kiln_error **err)
+{
+    kiln_cache_snapshot_info info = {0};
+    kiln_error *tmp = NULL;
+    bool ok = img->snapshot[0] &&
+              kiln_cache_snapshot_info_get(&info, e->cache, img->snapshot, &tmp) == 0;
+
+    kiln_cache_snapshot_info_dispose(&info);
+    kiln_error_free(&tmp);
+    if (ok) {
+        engine_hold(e, img->snapshot);
+        kiln_strlcpy(id_out, img->snapshot, 33);
+        return 0;
+    }
+    return engine_image_unpack(id_out, e, img, ctx, err);
+}
+
 int
 engine_image_exec(kiln_solver_result **out, const engine_op *eop, kiln_op_ctx *ctx,
                   kiln_error **err)
 {
+    const char *ref = eop->op->source->identifier + strlen("docker-image://");
+    kiln_engine_image *local = NULL;
+    resolve_mode mode;
     image_pull p;
     char id[33] = "";
     int ret;
 
-    ret = pull_manifest(&p, eop->engine, eop->op->source->identifier + strlen("docker-image://"),
-                        err);
+    ret = source_resolve_mode(&mode, eop, err);
+    if (ret == 0)
+        ret = local_image(&local, eop->engine, ref, mode, err);
+    if (ret < 0)
+        return ret;
+    if (local) {
+        ret = local_image_snapshot(id, eop->engine, local, ctx, err);
+        if (ret == 0)
+            ret = engine_image_result(out, eop->engine, id, err);
+        kiln_engine_image_free(local);
+        return ret;
+    }
+    ret = pull_manifest(&p, eop->engine, ref, err);
     if (ret == 0)
         ret = pull_config(&p, NULL, err);
     if (ret == 0)

@@ -4,7 +4,10 @@
  * local OCI image layout, then apply each layer (source/layer.h) onto a chain of snapshots, one
  * per layer. Each layer snapshot is recorded under its chain id ("kiln.layer.v1:<chainid>"), so
  * any image sharing a layer prefix reuses the snapshots. Every blob is verified against its
- * digest, and each layer's uncompressed digest against the config's diff_ids.
+ * digest, and each layer's uncompressed digest against the config's diff_ids. Each layer blob is
+ * imported into the content store and recorded on its snapshot (kiln_cache_snapshot_set_blob,
+ * with "kiln.diffid:<digest>" and "kiln.layer.source" labels), so an image exported from a build
+ * on top keeps the base layers' original blobs and digests (image_export.c).
  *
  * `local://<name>` copies the host directory the solve request bound to <name>, filtered by the
  * attrs local.includepattern / local.excludepatterns (JSON arrays, .dockerignore semantics), into
@@ -183,6 +186,36 @@ layout_resolve(kiln_oci_manifest *out, char *digest_out, const layout_ref *ref, 
     return ret;
 }
 
+/* Record the layer's original blob (when the content store has it) and its diffID on layer
+ * snapshot `id`, so an image exported from a build on top reuses the blob as it is and keeps its
+ * digest. Failures only cost a recompression later: they are logged. */
+static void
+record_layer_blob(kiln_engine *e, const char *id, const char *digest, const char *diff_id)
+{
+    cleanup_free char *key = xasprintf(ENGINE_LABEL_DIFFID "%s", digest);
+    kiln_cache_snapshot_info info = {0};
+    kiln_error *tmp = NULL;
+    int ret;
+
+    if (!kiln_cache_blob_exists(e->cache, digest))
+        return;
+    ret = kiln_cache_snapshot_info_get(&info, e->cache, id, &tmp);
+    if (ret == 0 && info.blob) { /* recorded already */
+        kiln_cache_snapshot_info_dispose(&info);
+        return;
+    }
+    kiln_cache_snapshot_info_dispose(&info);
+    if (ret == 0)
+        ret = kiln_cache_snapshot_set_label(e->cache, id, key, diff_id, &tmp);
+    if (ret == 0)
+        ret = kiln_cache_snapshot_set_label(e->cache, id, ENGINE_LABEL_LAYER_SOURCE, "image", &tmp);
+    if (ret == 0)
+        ret = kiln_cache_snapshot_set_blob(e->cache, id, digest, &tmp);
+    if (ret < 0)
+        kiln_log_warn("record blob %s of layer snapshot %s: %s", digest, id, tmp->msg);
+    kiln_error_free(&tmp);
+}
+
 /* Apply layer `desc` (read from fd) onto a new snapshot above `parent`; checks its blob
  * digest and diff_id. */
 static int
@@ -209,13 +242,15 @@ apply_layer(char *id_out, kiln_engine *e, int fd, const kiln_oci_descriptor *des
             ret = kiln_error_set(err, KILN_EDIGEST, "layer %s has diff id %s, config says %s",
                                  desc->digest, did, diff_id);
     }
-    if (ret == 0)
+    if (ret == 0) {
+        engine_hold(e, w.id); /* before commit: see engine_rw_commit */
         ret = kiln_cache_snapshot_commit(e->cache, w.id, err);
+    }
     if (ret < 0) {
         engine_rw_abort(&w, e);
         return kiln_error_wrap(err, "apply layer %s", desc->digest);
     }
-    engine_hold(e, w.id);
+    record_layer_blob(e, w.id, desc->digest, diff_id);
     kiln_strlcpy(id_out, w.id, 33);
     return 0;
 }
@@ -254,7 +289,8 @@ engine_unpack_layers(char *id_out, kiln_engine *e, const kiln_oci_manifest *m,
         if (!layer_lookup(id, e, key)) {
             cleanup_free char *msg = xasprintf("applying %s", m->layers[i].digest);
             cleanup_close int fd = -1;
-            kiln_op_ctx_status(ctx, msg, (int64_t)i, (int64_t)m->n_layers);
+            if (ctx)
+                kiln_op_ctx_status(ctx, msg, (int64_t)i, (int64_t)m->n_layers);
             ret = open_layer(&fd, &m->layers[i], payload, err);
             if (ret == 0)
                 ret = apply_layer(id, e, fd, &m->layers[i], kiln_vec_get(&cfg->diff_ids, i),
@@ -263,6 +299,8 @@ engine_unpack_layers(char *id_out, kiln_engine *e, const kiln_oci_manifest *m,
                 ret = kiln_cache_key_put(e->cache, key, id, err);
             if (ret < 0)
                 return ret;
+        } else {
+            record_layer_blob(e, id, m->layers[i].digest, kiln_vec_get(&cfg->diff_ids, i));
         }
         kiln_strlcpy(parent, id, sizeof(parent));
     }
@@ -270,18 +308,60 @@ engine_unpack_layers(char *id_out, kiln_engine *e, const kiln_oci_manifest *m,
     return 0;
 }
 
+typedef struct layout_src {
+    kiln_engine *e;
+    const char *dir;
+} layout_src;
+
+/* Copy layout blob `path` into the content store (verified against d's digest by the store),
+ * under the engine's lease. */
+static int
+layout_import_blob(kiln_engine *e, const char *path, const kiln_oci_descriptor *d, kiln_error **err)
+{
+    cleanup_close int in = open(path, O_RDONLY | O_CLOEXEC);
+    kiln_cache_blob_writer *w = NULL;
+    char buf[1 << 16];
+    ssize_t n;
+    int ret;
+
+    if (in < 0)
+        return kiln_error_errno(err, errno, "open layer `%s`", path);
+    ret = kiln_cache_blob_writer_new(&w, e->cache, d->digest, err);
+    if (ret < 0)
+        return ret;
+    kiln_cache_blob_writer_set_lease(w, e->lease);
+    while (ret == 0 && (n = read(in, buf, sizeof(buf))) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            ret = kiln_error_errno(err, errno, "read layer `%s`", path);
+        else
+            ret = kiln_cache_blob_writer_write(w, buf, (size_t)n, err);
+    }
+    if (ret == 0)
+        ret = kiln_cache_blob_writer_commit(w, d->media_type, NULL, err);
+    kiln_cache_blob_writer_free(w);
+    return ret;
+}
+
+/* engine_layer_open_fn: import the layout's layer blob into the content store (so images built
+ * on it keep the original blob), then open it there. */
 static int
 layout_open_layer(int *fd, const kiln_oci_descriptor *d, void *payload, kiln_error **err)
 {
-    const char *dir = payload;
+    const layout_src *src = payload;
     cleanup_free char *path = NULL;
+    int ret = 0;
 
     if (!kiln_digest_valid(d->digest))
         return kiln_error_set(err, KILN_EUNSUPPORTED, "layer digest `%s`", d->digest);
-    path = xasprintf("%s/blobs/sha256/%s", dir, d->digest + strlen("sha256:"));
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (*fd < 0)
-        return kiln_error_errno(err, errno, "open layer `%s`", path);
+    path = xasprintf("%s/blobs/sha256/%s", src->dir, d->digest + strlen("sha256:"));
+    if (!kiln_cache_blob_exists(src->e->cache, d->digest))
+        ret = layout_import_blob(src->e, path, d, err);
+    if (ret == 0)
+        ret = kiln_cache_blob_open(fd, src->e->cache, d->digest, err);
+    if (ret < 0)
+        return kiln_error_wrap(err, "layer %s of `%s`", d->digest, src->dir);
     return 0;
 }
 
@@ -323,8 +403,10 @@ oci_layout_exec(kiln_solver_result **out, const engine_op *eop, kiln_op_ctx *ctx
         ret = layout_blob(&cdata, &clen, ref.dir, m.config.digest, KILN_OCI_CONFIG_MAX, err);
     if (ret == 0)
         ret = kiln_oci_config_parse(&cfg, cdata, clen, err);
-    if (ret == 0)
-        ret = engine_unpack_layers(id, e, &m, &cfg, layout_open_layer, ref.dir, ctx, err);
+    if (ret == 0) {
+        layout_src src = {e, ref.dir};
+        ret = engine_unpack_layers(id, e, &m, &cfg, layout_open_layer, &src, ctx, err);
+    }
     if (ret == 0)
         ret = engine_image_result(out, e, id, err);
     kiln_oci_config_dispose(&cfg);

@@ -37,6 +37,20 @@ typedef struct kiln_engine_local {
     const char *dir;
 } kiln_engine_local;
 
+/* A build secret (`--secret id=...`): RUN --mount=type=secret,id=ID sees its bytes in a file on a
+ * private tmpfs, never in an image layer or the cache. */
+typedef struct kiln_engine_secret {
+    const char *id;
+    const void *data;
+    size_t len;
+} kiln_engine_secret;
+
+/* An SSH agent socket forwarded to RUN --mount=type=ssh,id=ID (`--ssh default=$SSH_AUTH_SOCK`). */
+typedef struct kiln_engine_ssh {
+    const char *id;
+    const char *socket; /* host path of the agent socket */
+} kiln_engine_ssh;
+
 typedef enum kiln_engine_event_type {
     KILN_ENGINE_EVENT_STARTED,  /* a vertex began executing */
     KILN_ENGINE_EVENT_CACHED,   /* a vertex's result came from the cache (or was not needed) */
@@ -72,6 +86,11 @@ typedef struct kiln_engine_solve_opts {
     size_t n_locals;
     kiln_engine_progress_fn progress; /* optional */
     void *progress_payload;
+    const char *history_name; /* non-NULL: record the build in the history under this name */
+    const kiln_engine_secret *secrets; /* borrowed for the call */
+    size_t n_secrets;
+    const kiln_engine_ssh *ssh; /* borrowed for the call */
+    size_t n_ssh;
 } kiln_engine_solve_opts;
 
 #define KILN_ENGINE_SOLVE_OPTS_INIT                                \
@@ -130,6 +149,14 @@ const char *kiln_engine_result_id(const kiln_engine_result *r);
 int kiln_engine_result_export_dir(kiln_engine *e, const kiln_engine_result *r, const char *dir,
                                   struct kiln_error **err);
 
+/**
+ * Write the files of result r to fd as an uncompressed tar (type=tar): sorted entries, numeric
+ * owners; epoch >= 0 clamps mtimes to it (SOURCE_DATE_EPOCH), -1 keeps them.
+ * @return 0; KILN_ENOTFOUND (snapshot gone), KILN_ESYS
+ */
+int kiln_engine_result_export_tar(kiln_engine *e, const kiln_engine_result *r, int fd,
+                                  int64_t epoch, struct kiln_error **err);
+
 /** Release a result (NULL-safe). */
 void kiln_engine_result_free(kiln_engine *e, kiln_engine_result *r);
 
@@ -169,19 +196,23 @@ typedef struct kiln_engine_image_opts {
 
 /**
  * Make an image of result r: one layer per snapshot of its chain (base image layers keep their
- * original blobs; layers exported before are reused from the content store, never recompressed),
- * the config with rootfs.diff_ids and history aligned to the layers, and the manifest; every blob
- * is stored in the content store.
+ * original blobs; layers exported before are reused from the content store, never recompressed
+ * unless force_compression asks for another compression; a snapshot without changes adds no
+ * layer and its history entry becomes empty_layer), the config with rootfs.diff_ids and history
+ * aligned to the layers as BuildKit aligns them, and the manifest; every blob is stored in the
+ * content store, held by the engine until it closes: name the image (kiln_engine_image_tag)
+ * before that to keep it. `opts` may be NULL (gzip, OCI media types, no epoch).
  * @param out  owned by the caller (kiln_engine_image_free)
- * @return 0; KILN_EPARSE (bad config JSON), KILN_ENOTFOUND (snapshot gone), KILN_ESYS
+ * @return 0; KILN_EPARSE (bad config JSON), KILN_EINVAL (bad options), KILN_ENOTFOUND (snapshot
+ *         gone), KILN_ESYS
  */
 int kiln_engine_image_export(kiln_engine_image **out, kiln_engine *e, const kiln_engine_result *r,
                              const kiln_engine_image_opts *opts, struct kiln_error **err);
 
 /**
  * Load an image of the local store by name ("app", "app:1", "127.0.0.1:5000/x:y") or by
- * (a unique prefix of) its manifest digest or image id.
- * @return 0; KILN_ENOTFOUND (no such image), KILN_EINVAL (bad reference)
+ * (a unique prefix of) its manifest digest or image id ("9a001697", "sha256:9a00...").
+ * @return 0; KILN_ENOTFOUND (no such image), KILN_EINVAL (bad reference, ambiguous prefix)
  */
 int kiln_engine_image_get(kiln_engine_image **out, kiln_engine *e, const char *name,
                           struct kiln_error **err);
@@ -199,9 +230,9 @@ int64_t kiln_engine_image_size(const kiln_engine_image *img);
 
 /**
  * Name image img in the local store (docker's normalisation: "app" =
- * "docker.io/library/app:latest"; an existing name moves to this image). The store keeps the
- * image's blobs and snapshots from GC.
- * @return 0; KILN_EINVAL (bad name)
+ * "docker.io/library/app:latest"; an existing name moves to this image; a name cannot hold a
+ * digest). The store keeps the image's blobs and top snapshot from GC.
+ * @return 0; KILN_EINVAL (bad name), KILN_ENOTFOUND (a blob of img was pruned)
  */
 int kiln_engine_image_tag(kiln_engine *e, const kiln_engine_image *img, const char *name,
                           struct kiln_error **err);
@@ -244,8 +275,12 @@ int kiln_engine_image_write_layout(kiln_engine *e, const kiln_engine_image *img,
 int kiln_engine_image_push(kiln_engine *e, const kiln_engine_image *img, const char *name,
                            bool insecure, struct kiln_error **err);
 
-/** Load every image of a docker or OCI archive read from fd into the store (its names as tags).
- * *names_out (NULL-terminated, may be NULL) receives the names loaded. */
+/** Load every image of a docker or OCI archive read from fd into the store (its names as tags;
+ * the archive may be compressed). *names_out (NULL-terminated array of owned strings, may be
+ * NULL) receives the names loaded, and for an image without a name its image id
+ * ("sha256:..."; such an image is not kept once the engine closes). KILN_EPARSE (not a tar,
+ * bad JSON), KILN_EINVAL (no index.json or manifest.json), KILN_EDIGEST, KILN_ENOTFOUND (a
+ * blob the archive lacks). */
 int kiln_engine_image_load(char ***names_out, kiln_engine *e, int fd, struct kiln_error **err);
 
 /** Pull `ref` from its registry into the store under its normalised name. */
@@ -266,8 +301,11 @@ typedef struct kiln_engine_run_opts {
 
 /**
  * Run img's entrypoint/cmd in a sandbox on a throwaway writable layer (removed afterwards), with
- * its Env, User and WorkingDir, stdin/stdout/stderr of the caller.
+ * its Env, User and WorkingDir; output is copied to the caller's stdout/stderr as it arrives
+ * (stdin is /dev/null: the executor has no stdin yet). `opts` may be NULL.
  * @param status  the process's exit code (128 + signal when killed)
+ * @return 0 when the process ran (whatever its status); KILN_EINVAL (no command, unknown
+ *         user), KILN_ESYS
  */
 int kiln_engine_image_run(int *status, kiln_engine *e, const kiln_engine_image *img,
                           const kiln_engine_run_opts *opts, struct kiln_error **err);
@@ -281,13 +319,17 @@ typedef struct kiln_engine_usage {
     char *id;
     char *description; /* what made it ("RUN make", "layer sha256:..."), or NULL */
     uint64_t size;     /* bytes freed when removed */
-    int64_t last_used; /* Unix seconds */
+    int64_t last_used; /* Unix seconds (0 = not recorded, e.g. blobs) */
     bool in_use;       /* referenced by an image, history record or running build */
+    char *parent;      /* snapshots: the parent snapshot's id, or NULL */
+    int64_t created;   /* snapshots: Unix seconds (0 for blobs) */
+    bool shared;       /* a snapshot that is the parent of several, a blob with several refs */
 } kiln_engine_usage;
 
 void kiln_engine_usage_free(kiln_engine_usage *v, size_t n);
 
-/** Every record of the store with its size. *out, *n owned by the caller. */
+/** Every record of the store (snapshots and blobs) with its size, sorted by kind and id. *out, *n
+ * owned by the caller (kiln_engine_usage_free). KILN_EPARSE (corrupt record), KILN_ESYS. */
 int kiln_engine_du(kiln_engine_usage **out, size_t *n, kiln_engine *e, struct kiln_error **err);
 
 #define KILN_ENGINE_PRUNE_OPTS_VERSION 1
@@ -300,10 +342,25 @@ typedef struct kiln_engine_prune_opts {
     bool dry_run;
 } kiln_engine_prune_opts;
 
+#define KILN_ENGINE_PRUNE_OPTS_INIT                        \
+    {                                                      \
+        KILN_ENGINE_PRUNE_OPTS_VERSION, false, 0, 0, false \
+    }
+
 /** Remove unreferenced cache, least recently used first; *out lists what was (or, dry run,
- * would be) freed. Nothing referenced by an image, a history record or a running build goes. */
+ * would be) freed: cache keys (size 0), snapshots and blobs, sorted by kind and id; owned by the
+ * caller (kiln_engine_usage_free). Nothing referenced by an image, a history record or a running
+ * build goes. opts may be NULL (remove everything unreferenced). Serialised with other prunes of
+ * the state dir, also across processes. KILN_EINVAL (bad opts), KILN_EPARSE (corrupt record:
+ * run `kiln debug fsck`), KILN_ESYS. */
 int kiln_engine_prune(kiln_engine_usage **out, size_t *n, kiln_engine *e,
                       const kiln_engine_prune_opts *opts, struct kiln_error **err);
+
+/** The build history, oldest first: one JSON object per build (id, name, started (Unix
+ * seconds), duration_ms, status completed|failed|canceled, error, result, steps [{name, digest,
+ * status done|cached|skipped|failed|canceled|pending, duration_ms, error}], executed, cached).
+ * *out (n strings, NULL-terminated) owned by the caller: free each and the array. */
+int kiln_engine_history_list(char ***out, size_t *n, kiln_engine *e, struct kiln_error **err);
 
 /** Automatic GC after a build: prune to the store's budget (KILN_GC_KEEP_STORAGE bytes, or 10% of
  * the file system holding the state dir, at least 512 MiB). Errors are logged, not returned. */
