@@ -189,19 +189,47 @@ example_everything(kiln_llb_state *out, kiln_llb_builder *b, const char *base, k
     return 0;
 }
 
+/* "wide": 10,000 small file ops in 100 groups of 100, each group merged, the groups merged into
+ * one target (10,101 vertices): the solver's per-vertex overhead on a cached solve (bench w7). */
+static int
+example_wide(kiln_llb_state *out, kiln_llb_builder *b, const char *base, kiln_error **err)
+{
+    kiln_llb_state groups[100], files[100];
+    int ret;
+
+    (void)base;
+    for (int g = 0; g < 100; g++) {
+        for (int i = 0; i < 100; i++) {
+            char dir[16], path[32], data[32];
+            kiln_llb_vertex *f;
+            snprintf(dir, sizeof(dir), "/g%02d", g);
+            snprintf(path, sizeof(path), "/g%02d/f%02d", g, i);
+            snprintf(data, sizeof(data), "%d.%d\n", g, i);
+            kiln_llb_file_new(&f, b, KILN_LLB_SCRATCH);
+            if ((ret = kiln_llb_file_mkdir(f, dir, 0755, true, NULL, err)) < 0 ||
+                (ret = kiln_llb_file_mkfile(f, path, 0644, data, strlen(data), NULL, err)) < 0)
+                return ret;
+            files[i] = kiln_llb_file_state(f);
+        }
+        kiln_llb_merge(&groups[g], b, files, 100);
+    }
+    kiln_llb_merge(out, b, groups, 100);
+    return 0;
+}
+
 typedef struct example {
     const char *name;
     int (*build)(kiln_llb_state *out, kiln_llb_builder *b, const char *base, kiln_error **err);
 } example;
 
 static const example examples[] = {
-        {"hello", example_hello},
-        {"parallel", example_parallel},
-        {"files", example_files},
-        {"everything", example_everything},
+        {"hello", example_hello}, {"parallel", example_parallel},
+        {"files", example_files}, {"everything", example_everything},
+        {"wide", example_wide},
 };
 
-static const char *const example_name_list[] = {"hello", "parallel", "files", "everything", NULL};
+static const char *const example_name_list[] = {"hello",      "parallel", "files",
+                                                "everything", "wide",     NULL};
 
 const char *const *
 kiln_llb_example_names(void)

@@ -11,6 +11,7 @@ static const kiln_cmd debug_commands[] = {
         {"dump-llb", kiln_cmd_debug_dump_llb, "Print an LLB definition (text or JSON lines)"},
         {"make-llb", kiln_cmd_debug_make_llb, "Write an example LLB definition"},
         {"solve", kiln_cmd_debug_solve, "Solve an LLB definition with the embedded engine"},
+        {"gc", kiln_cmd_debug_gc, "Prune the build cache to its budget (what builds start)"},
         {NULL, NULL, NULL},
 };
 

@@ -6,6 +6,7 @@
 
 static const kiln_cmd dockerfile_commands[] = {
         {"parse", kiln_cmd_dockerfile_parse, "Parse a Dockerfile and print its AST"},
+        {"llb", kiln_cmd_dockerfile_llb, "Compile a Dockerfile and print its config and LLB"},
         {NULL, NULL, NULL},
 };
 

@@ -30,11 +30,16 @@ int kiln_cmd_version(int argc, char **argv);
 int kiln_cmd_debug(int argc, char **argv);
 int kiln_cmd_dockerfile(int argc, char **argv);
 int kiln_cmd_dockerfile_parse(int argc, char **argv);
+int kiln_cmd_dockerfile_llb(int argc, char **argv);
 int kiln_cmd_debug_run(int argc, char **argv);
 int kiln_cmd_debug_dump_llb(int argc, char **argv);
 int kiln_cmd_debug_make_llb(int argc, char **argv);
 int kiln_cmd_debug_fsck(int argc, char **argv);
 int kiln_cmd_debug_solve(int argc, char **argv);
+int kiln_cmd_debug_gc(int argc, char **argv);
+/* Start `kiln debug gc` in a detached process (the automatic GC after a build). root may be
+ * NULL (the default state dir, or $KILN_ROOT). */
+void kiln_cmd_spawn_gc(const char *root);
 /* cmd_build.c */
 int kiln_cmd_build(int argc, char **argv);
 int kiln_cmd_history(int argc, char **argv);
