@@ -42,7 +42,12 @@ out=$("$KILN" debug run --lower "$R" --upper "$T/upper" --work "$T/work" \
 check "overlay + network none" "lo" "$out"
 check "overlay upper" "layer" "$(cat "$T/upper/new")"
 
+# ASan builds: the sandbox's pid 1 runs on its own stack in the caller's memory (posix_spawn's
+# pattern), and ASan warns once about that stack when the child exits; drop that note
+asan_filter() { grep -v -e '__asan_handle_no_return' -e 'False positive error reports may follow' \
+    -e 'google/sanitizers/issues/189' || true; }
 err=$("$KILN" debug run --rootfs "$R" --user ghost -- true 2>&1); rc=$?
+err=$(printf '%s\n' "$err" | asan_filter)
 check "unknown user" "1 kiln: unable to find user ghost" "$rc $err"
 
 err=$("$KILN" debug run --rootfs "$R" 2>&1); rc=$?
