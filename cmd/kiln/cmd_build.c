@@ -10,7 +10,9 @@
  */
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,6 +39,7 @@ typedef struct build_args {
     const char *target, *platform, *iidfile, *metadata_file, *root, *network;
     kiln_vec tags, build_args, labels, contexts, outputs, no_cache_filter, secrets, ssh;
     bool no_cache, push, load, pull;
+    unsigned max_parallelism;
     kiln_progress_mode progress;
     kiln_df_check_mode check;
 } build_args;
@@ -56,6 +59,8 @@ build_usage(FILE *out)
             "      --iidfile FILE          write the image ID to FILE\n"
             "      --label K=V             set an image label\n"
             "      --load                  store the image in kiln's image store (with -t)\n"
+            "      --max-parallelism N     steps computing at once (default: cores; waiting RUN\n"
+            "                              steps do not count)\n"
             "      --metadata-file FILE    write build result metadata (JSON) to FILE\n"
             "      --network MODE          default network for RUN: default, none, host\n"
             "      --no-cache              do not use the build cache\n"
@@ -431,6 +436,75 @@ empty_definition(kiln_buf *out, kiln_error **err)
     return ret;
 }
 
+/* ---- Ctrl-C ------------------------------------------------------------------------------------
+ * The first SIGINT/SIGTERM cancels the build (running steps are killed, the engine cleans up and
+ * the command exits 130); a second one exits at once. A thread waits for the signals, which are
+ * blocked in every other thread. */
+
+static pthread_mutex_t interrupt_lock = PTHREAD_MUTEX_INITIALIZER;
+static kiln_engine *interrupt_engine; /* under interrupt_lock */
+static pthread_t interrupt_thread;
+static bool interrupt_running;
+static atomic_bool interrupted;
+
+static void *
+interrupt_main(void *arg)
+{
+    sigset_t *set = arg;
+    int sig;
+
+    while (sigwait(set, &sig) == 0) {
+        if (sig == SIGUSR2) /* disarm */
+            break;
+        if (atomic_exchange(&interrupted, true)) {
+            fprintf(stderr, "\nkiln: interrupted again: exiting without cleaning up\n");
+            _exit(130);
+        }
+        fprintf(stderr, "\nkiln: canceling the build (Ctrl-C again to exit at once)\n");
+        pthread_mutex_lock(&interrupt_lock);
+        if (interrupt_engine)
+            kiln_engine_cancel(interrupt_engine);
+        pthread_mutex_unlock(&interrupt_lock);
+    }
+    return NULL;
+}
+
+/* Before any other thread starts (progress, engine): they inherit the blocked signals. */
+static void
+interrupt_arm(void)
+{
+    static sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    interrupt_running = pthread_create(&interrupt_thread, NULL, interrupt_main, &set) == 0;
+}
+
+/* The engine to cancel (NULL: none); a build interrupted before it existed is canceled now. */
+static void
+interrupt_set_engine(kiln_engine *e)
+{
+    pthread_mutex_lock(&interrupt_lock);
+    interrupt_engine = e;
+    if (e && atomic_load(&interrupted))
+        kiln_engine_cancel(e);
+    pthread_mutex_unlock(&interrupt_lock);
+}
+
+static void
+interrupt_disarm(void)
+{
+    interrupt_set_engine(NULL);
+    if (!interrupt_running)
+        return;
+    pthread_kill(interrupt_thread, SIGUSR2);
+    pthread_join(interrupt_thread, NULL);
+    interrupt_running = false;
+}
+
 /* ---- the build ------------------------------------------------------------------------------ */
 
 static void
@@ -592,10 +666,13 @@ build_run(const build_args *a, kiln_error **err)
         build_secrets_dispose(&sec);
         return ret;
     }
+    interrupt_arm();
     kiln_progress_new(&p, a->progress, stderr);
     ret = build_input_open(&in, a, p, err);
     if (ret == 0)
-        ret = kiln_cmd_open_engine(&e, a->root, err);
+        ret = kiln_cmd_open_engine_par(&e, a->root, a->max_parallelism, err);
+    if (ret == 0)
+        interrupt_set_engine(e);
     if (ret == 0) {
         excl = kiln_vec_to_array(&in.excludes);
         rc.e = e;
@@ -635,7 +712,9 @@ build_run(const build_args *a, kiln_error **err)
         so.n_secrets = sec.n;
         so.ssh = sec.ssh;
         so.n_ssh = sec.n_ssh;
-        ret = kiln_engine_solve(&r, e, compiled.definition.ptr, compiled.definition.len, &so, err);
+        ret = atomic_load(&interrupted) ? kiln_error_set(err, KILN_ECANCELED, "build canceled")
+                                        : kiln_engine_solve(&r, e, compiled.definition.ptr,
+                                                            compiled.definition.len, &so, err);
     }
     for (size_t i = 0; ret == 0 && i < outs.len; i++)
         ret = build_export(&info, e, r, kiln_vec_get(&outs, i), compiled.config_json, epoch, p,
@@ -654,6 +733,7 @@ build_run(const build_args *a, kiln_error **err)
         printf("%s\n", info.config_digest);
     if (e && ret == 0 && !getenv("KILN_NO_AUTO_GC"))
         kiln_cmd_spawn_gc(a->root);
+    interrupt_disarm();
     kiln_engine_result_free(e, r);
     kiln_engine_free(e);
     kiln_progress_free(p);
@@ -688,6 +768,7 @@ enum {
     OPT_TARGET,
     OPT_SECRET,
     OPT_SSH,
+    OPT_MAX_PAR,
     OPT_UNSUPPORTED,
 };
 
@@ -815,6 +896,7 @@ kiln_cmd_build(int argc, char **argv)
             {"pull", no_argument, NULL, OPT_PULL},
             {"push", no_argument, NULL, OPT_PUSH},
             {"root", required_argument, NULL, OPT_ROOT},
+            {"max-parallelism", required_argument, NULL, OPT_MAX_PAR},
             {"target", required_argument, NULL, OPT_TARGET},
             {"secret", required_argument, NULL, OPT_SECRET},
             {"ssh", required_argument, NULL, OPT_SSH},
@@ -856,7 +938,7 @@ kiln_cmd_build(int argc, char **argv)
     if (exit_code == KILN_EXIT_OK) {
         a.path = argv[optind];
         if (build_run(&a, &err) < 0)
-            exit_code = KILN_EXIT_FAILURE;
+            exit_code = atomic_load(&interrupted) ? 130 : KILN_EXIT_FAILURE;
     }
     if (err) {
         cleanup_free char *msg = kiln_error_format(err);

@@ -21,6 +21,13 @@ kiln_cmd_root(const char *root)
 int
 kiln_cmd_open_engine(kiln_engine **out, const char *root, kiln_error **err)
 {
+    return kiln_cmd_open_engine_par(out, root, 0, err);
+}
+
+int
+kiln_cmd_open_engine_par(kiln_engine **out, const char *root, unsigned max_parallelism,
+                         kiln_error **err)
+{
     kiln_engine_opts eo = KILN_ENGINE_OPTS_INIT;
     cleanup_free char *abs = NULL;
     char cwd[4096];
@@ -33,6 +40,7 @@ kiln_cmd_open_engine(kiln_engine **out, const char *root, kiln_error **err)
         abs = kiln_path_join(cwd, eo.root);
         eo.root = abs;
     }
+    eo.max_parallelism = max_parallelism;
     return kiln_engine_open(out, &eo, err);
 }
 

@@ -17,6 +17,9 @@ const char *kiln_cmd_root(const char *root);
 /* Open the embedded engine on kiln_cmd_root(root). *out owned by the caller (kiln_engine_free).
  * Errors as kiln_engine_open. */
 int kiln_cmd_open_engine(kiln_engine **out, const char *root, struct kiln_error **err);
+/* The same with a bound on op calls running at once (0 = the number of cores). */
+int kiln_cmd_open_engine_par(kiln_engine **out, const char *root, unsigned max_parallelism,
+                             struct kiln_error **err);
 
 /* Report a getopt_long failure of command `cmd` on stderr, given getopt's return `c` ('?' or
  * ':'; run with opterr = 0 and an optstring starting with ':'):

@@ -192,6 +192,22 @@ for i in 1 2 3 4 5 6 7 8; do
 done
 "$KILN" debug fsck --root "$KILN_ROOT" >"$T/fsck.out" 2>&1 || fail "fsck after concurrent builds: $(cat "$T/fsck.out")"
 
+# ---- Ctrl-C (SIGTERM here: a background job of a script ignores SIGINT): the running step is
+# killed, kiln exits 130 promptly, nothing is left running -----------------------------------------
+mkdir -p "$T/slow"
+printf 'FROM base\nRUN echo started && sleep 60\n' >"$T/slow/Dockerfile"
+"$KILN" build --progress plain --build-context "base=$BASE" "$T/slow" >/dev/null 2>"$T/slow.err" &
+pid=$!
+for _ in $(seq 100); do grep -q started "$T/slow.err" && break; sleep 0.1; done
+t0=$(date +%s)
+kill -TERM $pid
+rc=0
+wait $pid || rc=$?
+[ $rc = 130 ] || fail "Ctrl-C: exit $rc, want 130"
+[ $(( $(date +%s) - t0 )) -le 5 ] || fail "Ctrl-C took more than 5 s"
+grep -q 'canceling the build' "$T/slow.err" || fail "Ctrl-C: no message"
+pgrep -f 'sleep 60' >/dev/null && fail "Ctrl-C left the step running"
+
 # ---- errors: exit codes and messages -----------------------------------------------------------
 set +e
 "$KILN" build --no-such-flag "$T/app" >/dev/null 2>"$T/e1.err"; rc=$?
