@@ -404,7 +404,14 @@ kiln_fs_copy_tree(const char *src, const char *dst, unsigned flags, kiln_error *
 int
 kiln_fs_mkdtemp(char **out, const char *parent, const char *prefix, kiln_error **err)
 {
-    char *tmpl = xasprintf("%s/%sXXXXXX", parent, prefix);
+    char *tmpl;
+
+    if (!parent) {
+        parent = getenv("TMPDIR");
+        if (!parent || !*parent)
+            parent = "/tmp";
+    }
+    tmpl = xasprintf("%s/%sXXXXXX", parent, prefix);
 
     if (!mkdtemp(tmpl)) {
         int e = errno;

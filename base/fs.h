@@ -36,7 +36,8 @@ enum {
  * dst. dst may exist (contents are merged, files overwritten). Symlinks are copied, not followed.
  */
 int kiln_fs_copy_tree(const char *src, const char *dst, unsigned flags, kiln_error **err);
-/* Create a fresh directory "<parent>/<prefix>XXXXXX"; *out owned by caller. */
+/* Create a fresh directory "<parent>/<prefix>XXXXXX" (parent NULL: $TMPDIR, else /tmp); *out
+ * owned by caller. */
 int kiln_fs_mkdtemp(char **out, const char *parent, const char *prefix, kiln_error **err);
 bool kiln_fs_exists(const char *path);
 bool kiln_fs_is_dir(const char *path);

@@ -226,6 +226,7 @@ op_free(void *op, void *payload)
     if (eop->op)
         pb__op__free_unpacked(eop->op, NULL);
     free(eop->local_dir);
+    engine_remote_dispose(eop);
     for (size_t i = 0; i < eop->n_secrets; i++) {
         free((char *)eop->secrets[i].id);
         if (eop->secrets[i].data)
@@ -313,6 +314,7 @@ kiln_engine_open(kiln_engine **out, const kiln_engine_opts *opts, kiln_error **e
     }
     e->mountdir = kiln_path_join(root, "mounts");
     e->cachedirs = kiln_path_join(root, "cache-mounts");
+    e->gitdir = kiln_path_join(root, "git");
     e->lease = xasprintf("engine-%ld-%u", (long)getpid(), atomic_fetch_add(&lease_counter, 1));
     ret = kiln_fs_mkdir_p(e->mountdir, 0700, err);
     if (ret == 0)
@@ -347,6 +349,7 @@ kiln_engine_free(kiln_engine *e)
     free(e->lease);
     free(e->mountdir);
     free(e->cachedirs);
+    free(e->gitdir);
     free(e);
 }
 

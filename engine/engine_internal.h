@@ -23,6 +23,7 @@ struct kiln_engine {
     char *lease;     /* holds every snapshot this engine committed until a key refers to it */
     char *mountdir;  /* <root>/mounts: where snapshots are mounted for ops */
     char *cachedirs; /* <root>/cache-mounts: persistent RUN --mount=type=cache dirs */
+    char *gitdir;    /* <root>/git: bare mirrors of git sources, shared by builds */
 };
 
 /* A result: one committed snapshot. The solver holds references through result_ref/unref. */
@@ -37,6 +38,9 @@ typedef struct engine_op {
     kiln_engine *engine;
     Pb__Op *op;      /* owned (pb__op__free_unpacked) */
     char *local_dir; /* local:// sources: the host directory; owned */
+    /* git and http sources (op_remote.c), set while the cache map is computed: */
+    char *resolved; /* git: the commit; http: "<sha256> <filename>" of the download; owned */
+    char *staged;   /* http: the staging directory holding the download; owned, removed */
     /* exec ops with secret or ssh mounts: copies of what the solve request gave */
     kiln_engine_secret *secrets; /* ids, data owned */
     size_t n_secrets;
@@ -116,6 +120,11 @@ int engine_content_digest(char **out, const char *root, const char *selector, ki
 int engine_source_cache_extra(char **extra, const engine_op *eop, kiln_error **err);
 int engine_source_exec(kiln_solver_result **out, const engine_op *eop, kiln_op_ctx *ctx,
                        kiln_error **err);
+/* git:// and http(s):// sources (op_remote.c); dispose frees what they keep in eop. */
+bool engine_remote_source(const char *identifier);
+int engine_remote_cache_extra(char **extra, const engine_op *eop, kiln_error **err);
+int engine_remote_exec(kiln_solver_result **out, const engine_op *eop, kiln_error **err);
+void engine_remote_dispose(engine_op *eop);
 /* Images (op_source.c, op_image.c): open layer `d` for reading (*fd owned by the caller). */
 struct kiln_oci_descriptor;
 struct kiln_oci_manifest;

@@ -597,6 +597,8 @@ engine_source_cache_extra(char **extra, const engine_op *eop, kiln_error **err)
         kiln_ctx_list_free(l);
         return 0;
     }
+    if (engine_remote_source(id))
+        return engine_remote_cache_extra(extra, eop, err);
     return kiln_error_set(err, KILN_EUNSUPPORTED, "source `%s` is not supported yet", id);
 }
 
@@ -612,5 +614,7 @@ engine_source_exec(kiln_solver_result **out, const engine_op *eop, kiln_op_ctx *
         return engine_image_exec(out, eop, ctx, err);
     if (kiln_str_has_prefix(id, "local://"))
         return local_exec(out, eop, err);
+    if (engine_remote_source(id))
+        return engine_remote_exec(out, eop, err);
     return kiln_error_set(err, KILN_EUNSUPPORTED, "source `%s` is not supported yet", id);
 }

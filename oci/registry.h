@@ -143,4 +143,23 @@ void kiln_registry_challenge_dispose(kiln_registry_challenge *c);
 int kiln_registry_lookup_credentials(char **user, char **secret, const char *dir, const char *host,
                                      kiln_error **err);
 
+/* What kiln_registry_get_url reports about the final response (after redirects). */
+typedef struct kiln_registry_url_reply {
+    long status;
+    char *content_disposition; /* header values, or NULL; owned */
+    char *last_modified;
+    char *etag;
+} kiln_registry_url_reply;
+
+void kiln_registry_url_reply_dispose(kiln_registry_url_reply *r);
+
+/* GET any http(s) URL (the http source, remote build contexts): no registry authentication,
+ * up to 5 redirects followed, proxies from the environment as curl reads them. A 2xx body goes
+ * to `sink` in order; other bodies are dropped. Transient transport errors, 429 and 5xx are
+ * retried with backoff while no body byte reached the sink. Returns 0 with any status in *reply
+ * (the caller maps it), or KILN_ESYS / KILN_ETIMEOUT for transport failures, or the sink's error.
+ * *reply is owned by the caller (dispose it in every case). */
+int kiln_registry_get_url(kiln_registry *r, const char *url, kiln_registry_write_fn sink,
+                          void *payload, kiln_registry_url_reply *reply, kiln_error **err);
+
 #endif

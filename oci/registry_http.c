@@ -283,6 +283,9 @@ header_cb(char *buf, size_t size, size_t nitems, void *userp)
             {"www-authenticate", offsetof(reg_response, www_authenticate)},
             {"range", offsetof(reg_response, range)},
             {"retry-after", offsetof(reg_response, retry_after)},
+            {"content-disposition", offsetof(reg_response, content_disposition)},
+            {"last-modified", offsetof(reg_response, last_modified)},
+            {"etag", offsetof(reg_response, etag)},
     };
 
     x->header_bytes += n;
@@ -296,6 +299,12 @@ header_cb(char *buf, size_t size, size_t nitems, void *userp)
         resp->location = NULL;
         free(resp->www_authenticate);
         resp->www_authenticate = NULL;
+        free(resp->content_disposition);
+        resp->content_disposition = NULL;
+        free(resp->last_modified);
+        resp->last_modified = NULL;
+        free(resp->etag);
+        resp->etag = NULL;
         return n;
     }
     if (!colon)
@@ -493,6 +502,9 @@ kiln_registry__response_dispose(reg_response *resp)
     free(resp->www_authenticate);
     free(resp->range);
     free(resp->retry_after);
+    free(resp->content_disposition);
+    free(resp->last_modified);
+    free(resp->etag);
     memset(resp, 0, sizeof(*resp));
     resp->content_length = -1;
 }
@@ -826,4 +838,61 @@ kiln_registry__status_error(const reg_response *resp, const char *what, kiln_err
     else
         kc = KILN_ESYS;
     return kiln_error_set(err, kc, "%s: unexpected HTTP status %ld%s", what, resp->status, detail);
+}
+
+/* ---- plain URLs ----------------------------------------------------------------------------- */
+
+void
+kiln_registry_url_reply_dispose(kiln_registry_url_reply *r)
+{
+    free(r->content_disposition);
+    free(r->last_modified);
+    free(r->etag);
+    memset(r, 0, sizeof(*r));
+}
+
+/* kiln_registry_get_url: see registry.h. */
+int
+kiln_registry_get_url(kiln_registry *r, const char *url, kiln_registry_write_fn sink, void *payload,
+                      kiln_registry_url_reply *reply, kiln_error **err)
+{
+    cleanup_free char *u = xstrdup(url);
+    reg_request req = {.method = "GET",
+                       .url = u,
+                       .sink = sink,
+                       .sink_payload = payload,
+                       .follow_redirects = true};
+    reg_response resp = {.content_length = -1};
+    int attempt = 0, ret;
+
+    memset(reply, 0, sizeof(*reply));
+    for (;;) {
+        kiln_error *tmp = NULL;
+        bool transient = false;
+
+        kiln_registry__response_dispose(&resp);
+        ret = perform(r, &req, NULL, &resp, &transient, &tmp);
+        if (ret < 0) {
+            if (!transient || resp.sink_used || attempt >= r->opts.max_retries) {
+                kiln_registry__response_dispose(&resp);
+                return kiln_error_move(err, &tmp);
+            }
+            kiln_log(KILN_LOG_DEBUG, "retrying GET %s: %s", url, tmp->msg);
+            kiln_error_free(&tmp);
+            backoff(r, attempt++, NULL);
+            continue;
+        }
+        if ((resp.status == 429 || resp.status >= 500) && !resp.sink_used &&
+            attempt < r->opts.max_retries) {
+            backoff(r, attempt++, &resp);
+            continue;
+        }
+        break;
+    }
+    reply->status = resp.status;
+    reply->content_disposition = steal_pointer(&resp.content_disposition);
+    reply->last_modified = steal_pointer(&resp.last_modified);
+    reply->etag = steal_pointer(&resp.etag);
+    kiln_registry__response_dispose(&resp);
+    return 0;
 }

@@ -82,6 +82,9 @@ typedef struct reg_response {
     char *www_authenticate;
     char *range;
     char *retry_after;
+    char *content_disposition; /* kept for kiln_registry_get_url */
+    char *last_modified;
+    char *etag;
     int64_t content_length; /* -1 unknown */
     bool sink_used;         /* bytes went to the sink: no retry possible */
     bool transient;         /* the transport failed in a way worth resuming (after an error) */

@@ -184,22 +184,84 @@ read_ignore(build_input *in, const char *dockerfile_path, kiln_error **err)
     return 0;
 }
 
+static bool
+is_url_context(const char *path)
+{
+    return kiln_engine_is_git_url(path) || kiln_str_has_prefix(path, "http://") ||
+           kiln_str_has_prefix(path, "https://");
+}
+
+/* A downloaded context: a tar (plain or compressed) is unpacked into the context dir, anything
+ * else is the Dockerfile. */
 static int
-build_input_open(build_input *in, const build_args *a, kiln_progress *p, kiln_error **err)
+context_from_file(build_input *in, const char *path, const char *url, kiln_error **err)
+{
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char head[512];
+    ssize_t n;
+
+    if (fd < 0)
+        return kiln_error_errno(err, errno, "open %s", path);
+    n = pread(fd, head, sizeof(head), 0);
+    if (n < 0)
+        return kiln_error_errno(err, errno, "read %s", path);
+    if (looks_like_archive(head, (size_t)n)) {
+        kiln_layer_opts lo = {0};
+        if (kiln_layer_apply_fd(fd, in->context_dir, &lo, NULL, err) < 0)
+            return kiln_error_wrap(err, "context %s", url);
+        return 0;
+    }
+    if (kiln_fs_read_file(&in->dockerfile, &in->dockerfile_len, path, DOCKERFILE_MAX, err) < 0)
+        return kiln_error_wrap(err, "context %s", url);
+    return 0;
+}
+
+/* `kiln build URL`, as docker build: a git repository (its ref's tree, or "#ref:subdir") is the
+ * context; another URL is downloaded: a tar (plain or compressed) is the context, anything else
+ * the Dockerfile, with an empty context. */
+static int
+fetch_remote_context(build_input *in, const build_args *a, kiln_engine *e, kiln_progress *p,
+                     kiln_error **err)
+{
+    cleanup_free char *dl = NULL, *file = NULL, *path = NULL;
+    int step = kiln_progress_step(p, "[internal] load remote build context");
+    int ret = kiln_fs_mkdtemp(&in->tmp_dir, NULL, "kiln-context-", err);
+
+    if (ret == 0) {
+        in->context_dir = xasprintf("%s/context", in->tmp_dir);
+        dl = xasprintf("%s/download", in->tmp_dir);
+        ret = kiln_fs_mkdir_p(in->context_dir, 0755, err);
+    }
+    if (ret == 0 && kiln_engine_is_git_url(a->path)) {
+        ret = kiln_engine_fetch_context(&file, e, a->path, in->context_dir, err);
+    } else if (ret == 0) {
+        ret = kiln_fs_mkdir_p(dl, 0700, err);
+        if (ret == 0)
+            ret = kiln_engine_fetch_context(&file, e, a->path, dl, err);
+        if (ret == 0) {
+            path = xasprintf("%s/%s", dl, file);
+            ret = context_from_file(in, path, a->path, err);
+        }
+    }
+    kiln_progress_step_done(p, step, ret < 0 ? (*err)->msg : NULL, false);
+    return ret;
+}
+
+static int
+build_input_open(build_input *in, const build_args *a, kiln_engine *e, kiln_progress *p,
+                 kiln_error **err)
 {
     cleanup_free char *dfpath = NULL;
     bool df_stdin = a->file && strcmp(a->file, "-") == 0;
+    bool remote = is_url_context(a->path);
     struct stat st;
     int step, ret = 0;
 
     kiln_vec_init(&in->excludes);
     if (strcmp(a->path, "-") == 0) {
         ret = read_stdin_context(in, df_stdin, err);
-    } else if (strstr(a->path, "://") || kiln_str_has_prefix(a->path, "git@")) {
-        return kiln_error_set(err, KILN_EUNSUPPORTED,
-                              "context \"%s\": URL contexts are not supported yet; clone it and "
-                              "pass the directory",
-                              a->path);
+    } else if (remote) {
+        ret = fetch_remote_context(in, a, e, p, err);
     } else if (stat(a->path, &st) < 0) {
         return kiln_error_errno(err, errno, "unable to prepare context: path \"%s\" not found",
                                 a->path);
@@ -218,7 +280,10 @@ build_input_open(build_input *in, const build_args *a, kiln_progress *p, kiln_er
         in->dockerfile_len = b.len;
         in->dockerfile = kiln_buf_detach(&b);
     } else if (!in->dockerfile) {
-        dfpath = a->file ? xstrdup(a->file) : xasprintf("%s/Dockerfile", in->context_dir);
+        if (a->file && remote) /* -f names a file inside a remote context */
+            dfpath = xasprintf("%s/%s", in->context_dir, a->file);
+        else
+            dfpath = a->file ? xstrdup(a->file) : xasprintf("%s/Dockerfile", in->context_dir);
         if (!a->file && stat(dfpath, &st) < 0) {
             /* docker also accepts a lowercase dockerfile */
             cleanup_free char *lower = xasprintf("%s/dockerfile", in->context_dir);
@@ -668,11 +733,11 @@ build_run(const build_args *a, kiln_error **err)
     }
     interrupt_arm();
     kiln_progress_new(&p, a->progress, stderr);
-    ret = build_input_open(&in, a, p, err);
-    if (ret == 0)
-        ret = kiln_cmd_open_engine_par(&e, a->root, a->max_parallelism, err);
+    ret = kiln_cmd_open_engine_par(&e, a->root, a->max_parallelism, err);
     if (ret == 0)
         interrupt_set_engine(e);
+    if (ret == 0)
+        ret = build_input_open(&in, a, e, p, err);
     if (ret == 0) {
         excl = kiln_vec_to_array(&in.excludes);
         rc.e = e;

@@ -366,4 +366,20 @@ int kiln_engine_history_list(char ***out, size_t *n, kiln_engine *e, struct kiln
  * the file system holding the state dir, at least 512 MiB). Errors are logged, not returned. */
 void kiln_engine_gc(kiln_engine *e);
 
+/** Whether a build context argument is a git URL as `docker build` reads one: git://, git@,
+ * ssh://, github.com/, or an http(s) URL whose path ends in ".git" (then "#ref:subdir"). */
+bool kiln_engine_is_git_url(const char *s);
+
+/**
+ * Fetch a remote build context into the existing empty directory `dir`: a git URL
+ * (kiln_engine_is_git_url) has its ref's tree (or subdir) checked out there, through the state
+ * dir's mirror cache (*filename = NULL); any other http(s) URL is downloaded as one file, whose
+ * name is returned in *filename (owned by the caller): the caller decides whether it is an
+ * archive (the context) or a Dockerfile.
+ * @return 0; KILN_EINVAL (not such a URL), KILN_ENOTFOUND (no such ref, subdir, 404),
+ *         KILN_EAUTH, KILN_ESYS
+ */
+int kiln_engine_fetch_context(char **filename, kiln_engine *e, const char *url, const char *dir,
+                              struct kiln_error **err);
+
 #endif
