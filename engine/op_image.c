@@ -10,9 +10,12 @@
  * An image named `ref` in the local image store (kiln build -t, kiln tag, pull, load) is used
  * before the registry unless the source asks for image.resolvemode=pull, so `FROM app` works
  * after `kiln build -t app`: its recorded snapshot is reused, or its layers are unpacked from
- * the content store. engine_registry_pull fetches an image into the store for `kiln pull`.
+ * the content store. engine_registry_pull fetches an image into the store for `kiln pull`, its
+ * layers four at a time.
  */
 #define KILN_LOG_DOMAIN "engine"
+
+#include <pthread.h>
 
 #include "base/buf.h"
 #include "base/digest.h"
@@ -198,6 +201,63 @@ pull_open_layer(int *fd, const kiln_oci_descriptor *d, void *payload, kiln_error
     return kiln_cache_blob_open(fd, p->e->cache, d->digest, err);
 }
 
+/* Pull every layer of p's manifest into the content store, up to PULL_THREADS at once (the
+ * registry client and the blob writers are thread-safe). The first error wins. */
+#define PULL_THREADS 4
+
+typedef struct pull_jobs {
+    image_pull *p;
+    pthread_mutex_t lock;
+    size_t next;
+    kiln_error *err;
+} pull_jobs;
+
+static void *
+pull_worker(void *arg)
+{
+    pull_jobs *j = arg;
+
+    for (;;) {
+        kiln_error *tmp = NULL;
+        cleanup_close int fd = -1;
+        size_t i;
+
+        pthread_mutex_lock(&j->lock);
+        i = j->err ? j->p->m.n_layers : j->next++;
+        pthread_mutex_unlock(&j->lock);
+        if (i >= j->p->m.n_layers)
+            return NULL;
+        if (pull_open_layer(&fd, &j->p->m.layers[i], j->p, &tmp) < 0) {
+            pthread_mutex_lock(&j->lock);
+            if (!j->err)
+                j->err = steal_pointer(&tmp);
+            pthread_mutex_unlock(&j->lock);
+            kiln_error_free(&tmp);
+        }
+    }
+}
+
+static int
+pull_layers(image_pull *p, kiln_error **err)
+{
+    pull_jobs j = {.p = p, .lock = PTHREAD_MUTEX_INITIALIZER};
+    pthread_t th[PULL_THREADS];
+    size_t n = p->m.n_layers < PULL_THREADS ? p->m.n_layers : PULL_THREADS, started = 0;
+
+    for (size_t i = 1; i < n; i++) {
+        if (pthread_create(&th[started], NULL, pull_worker, &j) != 0)
+            break; /* fewer threads: the calling one still pulls everything */
+        started++;
+    }
+    pull_worker(&j);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&j.lock);
+    if (j.err)
+        return kiln_error_move(err, &j.err);
+    return 0;
+}
+
 int
 engine_registry_pull(char *manifest_digest_out, kiln_engine *e, const char *ref, kiln_error **err)
 {
@@ -213,10 +273,8 @@ engine_registry_pull(char *manifest_digest_out, kiln_engine *e, const char *ref,
         ret = engine_blob_put(d, e, raw.ptr ? raw.ptr : "", raw.len, p.m.config.media_type, err);
     if (ret == 0 && strcmp(d, p.m.config.digest) != 0)
         ret = kiln_error_set(err, KILN_EDIGEST, "config %s has digest %s", p.m.config.digest, d);
-    for (size_t i = 0; ret == 0 && i < p.m.n_layers; i++) {
-        cleanup_close int fd = -1;
-        ret = pull_open_layer(&fd, &p.m.layers[i], &p, err);
-    }
+    if (ret == 0)
+        ret = pull_layers(&p, err);
     if (ret == 0)
         ret = engine_blob_put(d, e, p.raw.data, p.raw.len, p.raw.media_type, err);
     if (ret == 0 && strcmp(d, p.raw.digest) != 0)
