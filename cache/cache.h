@@ -158,6 +158,10 @@ int kiln_cache_checksum_batch_commit(kiln_cache_checksum_batch *b, kiln_error **
  * target is "snapshot:<id>" or "blob:sha256:..." (KILN_ENOTFOUND when it does not exist).
  * Adding the same target twice is a no-op. release drops every target of the lease. */
 int kiln_cache_lease_add(kiln_cache *c, const char *lease, const char *target, kiln_error **err);
+/* The same for n targets in one transaction (one sync): present[i] says whether targets[i]
+ * existed and is now held; a missing target is skipped, not an error. */
+int kiln_cache_lease_add_many(kiln_cache *c, const char *lease, const char *const *targets,
+                              size_t n, bool *present, kiln_error **err);
 int kiln_cache_lease_release(kiln_cache *c, const char *lease, kiln_error **err);
 
 /* ---- content store ---------------------------------------------------------------------- */

@@ -21,7 +21,6 @@
 #define KILN_LOG_DOMAIN "engine"
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -51,6 +50,7 @@ typedef struct export_ctx {
     kiln_export_image img;
     chain_item *items;
     size_t n_items;
+    kiln_vec leased; /* char *: "blob:<digest>" targets the engine's lease now holds */
 } export_ctx;
 
 static const char *
@@ -113,9 +113,44 @@ label_get(const kiln_cache_snapshot_info *info, const char *key)
 
 /* ---- the chain ------------------------------------------------------------------------------ */
 
+static char *alt_label(const export_ctx *x);
+
+/* Lease every stored blob the chain may reuse in one transaction (one sync instead of one per
+ * layer); x->leased lists those that exist. */
+static void
+lease_candidates(export_ctx *x, const kiln_vec *targets)
+{
+    bool *present = xcalloc(targets->len + 1, sizeof(*present));
+    kiln_error *tmp = NULL;
+
+    if (kiln_cache_lease_add_many(x->e->cache, x->e->lease, (const char *const *)targets->items,
+                                  targets->len, present, &tmp) == 0) {
+        for (size_t i = 0; i < targets->len; i++) {
+            if (present[i])
+                kiln_vec_push(&x->leased, xstrdup(kiln_vec_get(targets, i)));
+        }
+    } else { /* add_stored_layer leases them one by one */
+        kiln_log_debug("lease layer blobs: %s", tmp->msg);
+        kiln_error_free(&tmp);
+    }
+    free(present);
+}
+
+static bool
+leased(const export_ctx *x, const char *target)
+{
+    for (size_t i = 0; i < x->leased.len; i++) {
+        if (strcmp(kiln_vec_get(&x->leased, i), target) == 0)
+            return true;
+    }
+    return false;
+}
+
 static int
 collect_chain(export_ctx *x, const char *top, kiln_error **err)
 {
+    cleanup_free char *alt = alt_label(x);
+    kiln_vec targets = KILN_VEC_INIT;
     cleanup_free char *cur = xstrdup(top);
     kiln_vec v = KILN_VEC_INIT;
     int ret = 0;
@@ -133,6 +168,10 @@ collect_chain(export_ctx *x, const char *top, kiln_error **err)
             kiln_strlcpy(it->id, cur, sizeof(it->id));
             it->created = info.created;
             kiln_vec_push(&v, it);
+            if (info.blob)
+                kiln_vec_push(&targets, xasprintf("blob:%s", info.blob));
+            if (label_get(&info, alt) && kiln_digest_valid(label_get(&info, alt)))
+                kiln_vec_push(&targets, xasprintf("blob:%s", label_get(&info, alt)));
             free(cur);
             cur = steal_pointer(&info.parent);
         }
@@ -143,6 +182,9 @@ collect_chain(export_ctx *x, const char *top, kiln_error **err)
     for (size_t i = 0; i < v.len; i++) /* bottom-up */
         x->items[i] = *(chain_item *)kiln_vec_get(&v, v.len - 1 - i);
     kiln_vec_dispose(&v, free);
+    if (ret == 0)
+        lease_candidates(x, &targets);
+    kiln_vec_dispose(&targets, free);
     return ret;
 }
 
@@ -191,7 +233,7 @@ add_stored_layer(bool *ok, export_ctx *x, const kiln_cache_snapshot_info *info, 
     if (!diff_id || !kiln_digest_valid(diff_id))
         return 0;
     /* the lease keeps the blob while the image is assembled (and says whether it is there) */
-    if (kiln_cache_lease_add(x->e->cache, x->e->lease, target, &tmp) < 0) {
+    if (!leased(x, target) && kiln_cache_lease_add(x->e->cache, x->e->lease, target, &tmp) < 0) {
         kiln_error_free(&tmp);
         return 0;
     }
@@ -413,49 +455,22 @@ upper_fix_dir_times(kiln_cache_change_kind kind, const char *path, const char *f
     return 0;
 }
 
-/* Blob writer fed from a pipe on its own thread while kiln_layer_write fills the pipe. */
-typedef struct pump {
-    int fd;
-    kiln_cache_blob_writer *w;
-    kiln_error *err;
-} pump;
-
-static void *
-pump_run(void *arg)
+static int
+blob_emit(void *payload, const void *data, size_t len, kiln_error **err)
 {
-    pump *p = arg;
-    char buf[1 << 16];
-    ssize_t n;
-
-    while ((n = read(p->fd, buf, sizeof(buf))) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            kiln_error_errno(&p->err, errno, "read layer pipe");
-            break;
-        }
-        if (kiln_cache_blob_writer_write(p->w, buf, (size_t)n, &p->err) < 0)
-            break;
-    }
-    /* drain, so the writer side never blocks on a full pipe after an error */
-    while (p->err && (n = read(p->fd, buf, sizeof(buf))) != 0) {
-        if (n < 0 && errno != EINTR)
-            break;
-    }
-    return NULL;
+    return kiln_cache_blob_writer_write(payload, data, len, err);
 }
 
-/* kiln_layer_write of `dir` into a new content-store blob. */
+/* kiln_layer_write of `dir` straight into a new content-store blob: the store hashes the bytes
+ * (the blob digest) as it writes them, on the compressor's threads, while this thread reads the
+ * files and hashes the tar (the diffID). */
 static int
 write_layer_blob(kiln_layer_result *res, export_ctx *x, const char *dir, kiln_layer_mode mode,
                  kiln_error **err)
 {
     kiln_layer_opts lo = KILN_LAYER_OPTS_INIT;
     kiln_cache_blob_writer *w = NULL;
-    char digest[KILN_DIGEST_STRLEN + 1];
-    pump p = {.fd = -1};
-    pthread_t th;
-    int fds[2], ret;
+    int ret;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
     lo.mode = mode;
@@ -470,33 +485,10 @@ write_layer_blob(kiln_layer_result *res, export_ctx *x, const char *dir, kiln_la
     if (ret < 0)
         return ret;
     kiln_cache_blob_writer_set_lease(w, x->e->lease);
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        kiln_cache_blob_writer_free(w);
-        return kiln_error_errno(err, errno, "pipe");
-    }
-    p.fd = fds[0];
-    p.w = w;
-    if (pthread_create(&th, NULL, pump_run, &p) != 0) {
-        close(fds[0]);
-        close(fds[1]);
-        kiln_cache_blob_writer_free(w);
-        return kiln_error_set(err, KILN_ESYS, "start layer writer thread");
-    }
-    ret = kiln_layer_write(res, dir, fds[1], &lo, err);
-    close(fds[1]);
-    pthread_join(th, NULL);
-    close(fds[0]);
-    if (ret == 0 && p.err) {
-        ret = p.err->code;
-        kiln_error_move(err, &p.err);
-    }
-    kiln_error_free(&p.err);
+    ret = kiln_layer_write_emit(res, dir, blob_emit, w, &lo, err);
     if (ret == 0)
-        ret = kiln_cache_blob_writer_commit(w, res->media_type, digest, err);
+        ret = kiln_cache_blob_writer_commit(w, res->media_type, res->digest, err);
     kiln_cache_blob_writer_free(w);
-    if (ret == 0 && strcmp(digest, res->digest) != 0)
-        ret = kiln_error_set(err, KILN_EINTERNAL, "layer digest %s stored as %s", res->digest,
-                             digest);
     return ret;
 }
 
@@ -795,6 +787,7 @@ kiln_engine_image_export(kiln_engine_image **out, kiln_engine *e, const kiln_eng
     ret = export_run(out, &x, kiln_engine_result_id(r), err);
     kiln_export_image_dispose(&x.img);
     free(x.items);
+    kiln_vec_dispose(&x.leased, free);
     if (ret < 0)
         return kiln_error_wrap(err, "export image of result %s", kiln_engine_result_id(r));
     return 0;

@@ -183,7 +183,15 @@ test_engine_api__bad_requests(void **state)
     kiln_error_free(&err);
     kiln_buf_clear(&def);
 
+    /* nothing listens on port 1: the error names the URL */
     assert_int_equal(kiln_llb_source(&s, b, "http://127.0.0.1:1/x", NULL, 0, &err), 0);
+    assert_int_equal(kiln_llb_marshal(&def, b, s, NULL, &err), 0);
+    assert_int_equal(kiln_engine_solve(&r, f->e, def.ptr, def.len, NULL, &err), KILN_ESYS);
+    assert_non_null(strstr(err->msg, "http://127.0.0.1:1/x"));
+    kiln_error_free(&err);
+    kiln_buf_clear(&def);
+
+    assert_int_equal(kiln_llb_source(&s, b, "s3://bucket/x", NULL, 0, &err), 0);
     assert_int_equal(kiln_llb_marshal(&def, b, s, NULL, &err), 0);
     assert_int_equal(kiln_engine_solve(&r, f->e, def.ptr, def.len, NULL, &err), KILN_EUNSUPPORTED);
     kiln_error_free(&err);
