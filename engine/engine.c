@@ -12,7 +12,9 @@
  * Cache map base of a vertex: "sha256:" of "kiln.engine.op.v1\n" + the Go-deterministic encoding
  * of its Op with Op.inputs removed (the solver adds the inputs' keys), + "\n" + an op-specific
  * extra when the bytes do not say everything (a local source's content checksum, the manifest
- * digest an oci-layout tag resolved to).
+ * digest an oci-layout tag resolved to). An exec's Meta.proxy_env is left out, as BuildKit's exec
+ * CacheMap clears it: changing a proxy build arg keeps the cache (the vertex digest, the hash of
+ * the op bytes as given, still includes it).
  */
 #define KILN_LOG_DOMAIN "engine"
 
@@ -140,11 +142,20 @@ static char *
 op_base_digest(const Pb__Op *op, const char *extra)
 {
     Pb__Op copy = *op;
+    Pb__ExecOp exec;
+    Pb__Meta meta;
     kiln_buf b = KILN_BUF_INIT;
     kiln_sha256 d;
 
     copy.n_inputs = 0;
     copy.inputs = NULL;
+    if (op->op_case == PB__OP__OP_EXEC && op->exec->meta && op->exec->meta->proxy_env) {
+        exec = *op->exec;
+        meta = *op->exec->meta;
+        meta.proxy_env = NULL;
+        exec.meta = &meta;
+        copy.exec = &exec;
+    }
     kiln_buf_puts(&b, "kiln.engine.op.v1\n", NULL);
     kiln_llb_encode(&b, &copy.base);
     if (extra)

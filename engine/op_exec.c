@@ -10,7 +10,8 @@
  *
  * The network modes map as: HOST -> host network, UNSET and NONE -> a private network namespace
  * with only loopback (kiln has no bridge network yet). Insecure security mode is refused (no
- * entitlement mechanism yet). Output streams to the vertex's progress log.
+ * entitlement mechanism yet). Output streams to the vertex's progress log. Meta.proxy_env is
+ * added to the process env (HTTP_PROXY and http_proxy, ...) unless Meta.env sets that name.
  */
 #define KILN_LOG_DOMAIN "engine"
 
@@ -256,9 +257,54 @@ args_string(const Pb__Meta *meta)
     return kiln_buf_detach(&b);
 }
 
+/* Is `name` set by a "K=V" entry of env[0 .. n-1]? */
+static bool
+env_has(const char *const *env, size_t n, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(env[i], name, len) == 0 && env[i][len] == '=')
+            return true;
+    }
+    return false;
+}
+
+#define PROXY_VARS 10 /* HTTP_PROXY, http_proxy, ... all_proxy */
+
+/* Meta.proxy_env as BuildKit's proxyEnvList: each non-empty value as both the uppercase and the
+ * lowercase variable, after Meta.env. Unlike BuildKit, which appends them even when Meta.env has
+ * the name (a duplicate then means whatever the program reading the environment makes of it), a
+ * name the step's own env sets (ENV HTTP_PROXY=...) is left alone. Writes "K=V" strings to
+ * out[0 .. PROXY_VARS-1] (owned by the caller, NULL-terminated when fewer). */
+static void
+proxy_env_list(char **out, const char *const *env, size_t n_env, const Pb__ProxyEnv *p)
+{
+    const struct {
+        const char *upper, *lower, *value;
+    } vars[] = {
+            {"HTTP_PROXY", "http_proxy", p->http_proxy},
+            {"HTTPS_PROXY", "https_proxy", p->https_proxy},
+            {"FTP_PROXY", "ftp_proxy", p->ftp_proxy},
+            {"NO_PROXY", "no_proxy", p->no_proxy},
+            {"ALL_PROXY", "all_proxy", p->all_proxy},
+    };
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        if (!vars[i].value || !*vars[i].value)
+            continue;
+        if (!env_has(env, n_env, vars[i].upper))
+            out[n++] = xasprintf("%s=%s", vars[i].upper, vars[i].value);
+        if (!env_has(env, n_env, vars[i].lower))
+            out[n++] = xasprintf("%s=%s", vars[i].lower, vars[i].value);
+    }
+}
+
+/* env: room for Meta.env, PROXY_VARS and the NULL; proxy: PROXY_VARS + 1 slots. */
 static void
 fill_spec(kiln_exec_spec *spec, const exec_run *r, const char **args, const char **env,
-          kiln_exec_host *hosts)
+          char **proxy, kiln_exec_host *hosts)
 {
     const Pb__Meta *meta = r->ex->meta;
 
@@ -274,6 +320,11 @@ fill_spec(kiln_exec_spec *spec, const exec_run *r, const char **args, const char
         args[i] = meta->args[i];
     for (size_t i = 0; i < meta->n_env; i++)
         env[i] = meta->env[i];
+    if (meta->proxy_env) {
+        proxy_env_list(proxy, env, meta->n_env, meta->proxy_env);
+        for (size_t i = 0; proxy[i]; i++)
+            env[meta->n_env + i] = proxy[i];
+    }
     for (size_t i = 0; i < meta->n_extrahosts; i++) {
         hosts[i].host = meta->extrahosts[i]->host;
         hosts[i].ip = meta->extrahosts[i]->ip;
@@ -297,7 +348,8 @@ run_process(exec_run *r, kiln_op_ctx *ctx, kiln_error **err)
 {
     const Pb__Meta *meta = r->ex->meta;
     cleanup_free const char **args = xcalloc(meta->n_args + 1, sizeof(char *));
-    cleanup_free const char **env = xcalloc(meta->n_env + 1, sizeof(char *));
+    cleanup_free const char **env = xcalloc(meta->n_env + PROXY_VARS + 1, sizeof(char *));
+    cleanup_strv char **proxy = xcalloc(PROXY_VARS + 1, sizeof(char *));
     cleanup_free kiln_exec_host *hosts = xcalloc(meta->n_extrahosts + 1, sizeof(*hosts));
     cleanup_free char *shown = args_string(meta);
     cleanup_free char *how = NULL;
@@ -306,7 +358,7 @@ run_process(exec_run *r, kiln_op_ctx *ctx, kiln_error **err)
     kiln_exec_cancel *cancel = NULL;
     int ret;
 
-    fill_spec(&spec, r, args, env, hosts);
+    fill_spec(&spec, r, args, env, proxy, hosts);
     ret = kiln_exec_cancel_new(&cancel, err);
     if (ret < 0)
         return ret;

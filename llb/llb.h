@@ -173,6 +173,17 @@ typedef struct kiln_llb_secret_env {
     bool optional;
 } kiln_llb_secret_env;
 
+/* Meta.proxy_env (BuildKit's llb.ProxyEnv, the Dockerfile's proxy build args): at run time each
+ * set value is exported as both HTTP_PROXY and http_proxy (and so on), and the exec's cache key
+ * ignores the whole message, so changing a proxy does not re-run the step. NULL or "" = unset. */
+typedef struct kiln_llb_proxy_env {
+    const char *http_proxy;
+    const char *https_proxy;
+    const char *ftp_proxy;
+    const char *no_proxy;
+    const char *all_proxy;
+} kiln_llb_proxy_env;
+
 typedef struct kiln_llb_exec_opts {
     kiln_llb_state root;     /* the "/" mount */
     const char *const *args; /* NULL-terminated, at least one */
@@ -191,7 +202,8 @@ typedef struct kiln_llb_exec_opts {
     const int32_t *valid_exit_codes;
     size_t n_valid_exit_codes;
     const char *cgroup_parent;
-    kiln_llb_mount *mounts; /* extra mounts; their `result` fields are written */
+    const kiln_llb_proxy_env *proxy_env; /* copied; NULL = no Meta.proxy_env */
+    kiln_llb_mount *mounts;              /* extra mounts; their `result` fields are written */
     size_t n_mounts;
 } kiln_llb_exec_opts;
 
@@ -200,6 +212,7 @@ typedef struct kiln_llb_exec_opts {
  * Mounts are ordered as BuildKit's client does (binds, caches and tmpfs sorted by dest, then
  * secrets, then ssh), which fixes the output indexes. Meta.removeMountStubsRecursive is set and no
  * default PATH is added (the frontend owns the environment), as in the Go client without caps.
+ * A proxy_env is written even when all its values are empty, as llb.WithProxy does.
  * KILN_EINVAL on no args, a relative or duplicate dest, or a mount option that does not fit its
  * type. */
 int kiln_llb_exec(kiln_llb_state *root_out, kiln_llb_builder *b, const kiln_llb_exec_opts *opts,

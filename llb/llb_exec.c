@@ -182,6 +182,16 @@ build_meta(kiln_llb_vertex *v, const kiln_llb_exec_opts *o)
     }
     if (o->cgroup_parent && *o->cgroup_parent)
         kiln_llb_vertex_add_cap(v, "exec.meta.cgroup.parent");
+    if (o->proxy_env) {
+        Pb__ProxyEnv *pe = new_msg(b, &pb__proxy_env__descriptor);
+        pe->http_proxy = kiln_llb__strdup(b, o->proxy_env->http_proxy);
+        pe->https_proxy = kiln_llb__strdup(b, o->proxy_env->https_proxy);
+        pe->ftp_proxy = kiln_llb__strdup(b, o->proxy_env->ftp_proxy);
+        pe->no_proxy = kiln_llb__strdup(b, o->proxy_env->no_proxy);
+        pe->all_proxy = kiln_llb__strdup(b, o->proxy_env->all_proxy);
+        meta->proxy_env = pe;
+        kiln_llb_vertex_add_cap(v, "exec.meta.proxyenv");
+    }
     return meta;
 }
 

@@ -18,7 +18,14 @@
  * re-declared without a value keeps the automatic platform value; instruction text must be UTF-8
  * (LLB strings are protobuf strings); environments and expansions are bounded (DF_MAX_ENV,
  * DF_MAX_EXPANSION); --no-cache marks every vertex, not only RUN and COPY; COPY --parents and
- * ADD --unpack follow newer Dockerfile syntax. Not done yet: proxy build args as Meta.proxy_env.
+ * ADD --unpack follow newer Dockerfile syntax; when a proxy build arg is given in several
+ * spellings (HTTP_PROXY and http_proxy), the uppercase one wins, else the last one (BuildKit takes
+ * whichever its map iteration visits last).
+ *
+ * Proxy build args (HTTP_PROXY, HTTPS_PROXY, FTP_PROXY, NO_PROXY, ALL_PROXY, in any case) need no
+ * ARG: given with --build-arg, they become Meta.proxy_env of every RUN, which the engine exports
+ * at run time and leaves out of the cache key. They reach neither the image config nor the
+ * history, unless the Dockerfile also declares them with ARG (then they are ordinary ARGs too).
  */
 #include <ctype.h>
 #include <time.h>
@@ -692,9 +699,33 @@ build_arg(df_compiler *c, const char *key)
     return NULL;
 }
 
+/* The value of proxy build arg `upper` given in any case (proxyEnvFromBuildArgs): the uppercase
+ * spelling wins, else the last one given. NULL when not given. */
+static const char *
+proxy_arg(df_compiler *c, const char *upper)
+{
+    const char *value = NULL;
+    bool exact = false;
+
+    for (size_t i = 0; i < c->build_args.len; i++) {
+        const df_kv *kv = c->build_args.items[i];
+        bool up;
+        if (strcasecmp(kv->key, upper) != 0)
+            continue;
+        up = strcmp(kv->key, upper) == 0;
+        if (up || !exact) {
+            value = kv->value ? kv->value : "";
+            exact = up;
+        }
+    }
+    return value;
+}
+
 static void
 setup_build_args(df_compiler *c)
 {
+    kiln_llb_proxy_env *p = &c->proxy;
+
     for (const char *const *a = c->opts->build_args; a && *a; a++) {
         const char *eq = strchr(*a, '=');
         if (eq) {
@@ -704,6 +735,12 @@ setup_build_args(df_compiler *c)
             kiln_vec_push(&c->build_args, df_kv_new(*a, getenv(*a)));
         }
     }
+    p->http_proxy = proxy_arg(c, "HTTP_PROXY");
+    p->https_proxy = proxy_arg(c, "HTTPS_PROXY");
+    p->ftp_proxy = proxy_arg(c, "FTP_PROXY");
+    p->no_proxy = proxy_arg(c, "NO_PROXY");
+    p->all_proxy = proxy_arg(c, "ALL_PROXY");
+    c->has_proxy = p->http_proxy || p->https_proxy || p->ftp_proxy || p->no_proxy || p->all_proxy;
 }
 
 static void

@@ -723,6 +723,7 @@ dispatch_run(df_compiler *c, df_stage *s, const df_cmd *cmd, kiln_error **err)
                 .n_mounts = mo.n_mounts,
                 .secret_env = senv,
                 .n_secret_env = mo.secret_env.len,
+                .proxy_env = c->has_proxy ? &c->proxy : NULL,
         };
         rc = kiln_llb_exec(&root, c->b, &eo, err);
         kiln_vec_pop(&argv);

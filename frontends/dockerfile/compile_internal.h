@@ -90,9 +90,11 @@ typedef struct df_compiler {
     kiln_shlex lex;
     kiln_llb_builder *b;
     int32_t src_index;
-    kiln_vec stages;     /* df_stage * */
-    kiln_vec meta_args;  /* df_kv *: platform args, then global ARGs */
-    kiln_vec build_args; /* df_kv *: --build-arg values */
+    kiln_vec stages;          /* df_stage * */
+    kiln_vec meta_args;       /* df_kv *: platform args, then global ARGs */
+    kiln_vec build_args;      /* df_kv *: --build-arg values */
+    bool has_proxy;           /* a proxy build arg was given: every RUN gets Meta.proxy_env */
+    kiln_llb_proxy_env proxy; /* values point into build_args */
     kiln_oci_platform target_platform, build_platform;
     bool implicit_target;
     bool context_made;

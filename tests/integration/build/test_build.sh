@@ -2,8 +2,9 @@
 # test_build.sh KILN MAKE_BASE_IMAGE: `kiln build` end to end, as a user runs it: Dockerfiles on
 # the fixture base image (given as a named context), the image store and `kiln run`, every output
 # type checked with an independent reader (skopeo, umoci, tar), caching seen in the plain
-# progress, reproducible digests with SOURCE_DATE_EPOCH, and the errors a user meets (unknown flag,
-# missing Dockerfile, failing RUN) with their exit codes and messages.
+# progress, proxy build args (in RUN's env, not in the image or the cache key), reproducible
+# digests with SOURCE_DATE_EPOCH, and the errors a user meets (unknown flag, missing Dockerfile,
+# failing RUN) with their exit codes and messages.
 set -eu   # no pipefail: `... | grep -q` closes the pipe early by design
 KILN=$1
 MKIMG=$2
@@ -128,6 +129,28 @@ grep -A2 'RUN chmod 755' "$T/b3.err" | grep -q CACHED || fail "an ignored file i
 echo three >"$T/app/data/one.txt"
 kb -t app "$T/app" >/dev/null 2>"$T/b4.err" || fail "rebuild after change"
 grep -A2 'RUN chmod 755' "$T/b4.err" | grep -q CACHED && fail "a changed COPY source did not re-run the RUN"
+
+# ---- proxy build args: no ARG needed, seen by RUN in both cases (an ENV of the step wins), not in
+# the image, and another proxy keeps the RUN cached -------------------------------------------------
+mkdir -p "$T/proxy"
+cat >"$T/proxy/Dockerfile" <<'EOF'
+FROM base
+ENV no_proxy=from-env
+RUN env | grep -i '_proxy=' | sort > /proxy.txt
+EOF
+kb -t proxy --build-arg HTTP_PROXY=http://p1:3128 --build-arg NO_PROXY=.example \
+    -o "type=local,dest=$T/proxy1" "$T/proxy" >/dev/null 2>"$T/px1.err" || fail "proxy build"
+printf 'HTTP_PROXY=http://p1:3128\nNO_PROXY=.example\nhttp_proxy=http://p1:3128\nno_proxy=from-env\n' \
+    >"$T/proxy.want"
+cmp -s "$T/proxy1/proxy.txt" "$T/proxy.want" || fail "RUN proxy env: $(cat "$T/proxy1/proxy.txt")"
+kb -t proxy --build-arg HTTP_PROXY=http://p2:3128 --build-arg NO_PROXY=.example \
+    -o "type=local,dest=$T/proxy2" "$T/proxy" >/dev/null 2>"$T/px2.err" || fail "proxy rebuild"
+grep -A2 'RUN env | grep' "$T/px2.err" | grep -q CACHED || fail "a changed proxy re-ran the RUN"
+cmp -s "$T/proxy2/proxy.txt" "$T/proxy.want" || fail "cached proxy result differs"
+kb -t proxy --build-arg HTTP_PROXY=http://p2:3128 "$T/proxy" >/dev/null 2>"$T/px3.err" ||
+    fail "proxy build to the store"
+"$KILN" inspect proxy >"$T/proxy-inspect.json" 2>"$T/proxy-inspect.err" || fail "kiln inspect proxy"
+grep -qi 'http_proxy\|p2:3128' "$T/proxy-inspect.json" && fail "a proxy build arg reached the image"
 
 # ---- reproducible: SOURCE_DATE_EPOCH twice, no cache -> identical manifests -------------------
 SOURCE_DATE_EPOCH=1700000000 kb --no-cache --metadata-file "$T/m1.json" -t repro \

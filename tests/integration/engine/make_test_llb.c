@@ -5,7 +5,8 @@
  * cache mount) -> FileOp (mkfile, mkdir -p, symlink, rm, copy of /app.txt from local://ctx into
  * /app/ with createDestPath, copy of /sub/ contents with owner 1:1 and mode 0600) fail  oci-layout
  * image -> RUN `exit 3` glob  oci-layout image -> FileOp copy of "*.txt" at the root of local://ctx
- * into /globbed/
+ * into /globbed/ proxy-a, proxy-b  oci-layout image -> RUN listing its *_proxy variables into
+ * /proxy.txt, with Meta.proxy_env http_proxy http://a:3128 (or b) and no_proxy, env NO_PROXY
  */
 #include "base/buf.h"
 #include "base/fs.h"
@@ -32,6 +33,21 @@ run(kiln_llb_state *out, kiln_llb_builder *b, kiln_llb_state root, const char *s
 
     o.mounts = &cache;
     o.n_mounts = 1;
+    return kiln_llb_exec(out, b, &o, err);
+}
+
+/* RUN printing the *_proxy variables it sees, with Meta.proxy_env = {http_proxy, no_proxy}; the
+ * step's own env sets NO_PROXY, which the proxy must not override. */
+static int
+proxy_run(kiln_llb_state *out, kiln_llb_builder *b, kiln_llb_state root, const char *http_proxy,
+          kiln_error **err)
+{
+    const char *args[] = {"/bin/sh", "-c", "env | grep -i '_proxy=' | sort > /proxy.txt", NULL};
+    const char *env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                         "NO_PROXY=from-env", NULL};
+    kiln_llb_proxy_env pe = {.http_proxy = http_proxy, .no_proxy = "from-proxy"};
+    kiln_llb_exec_opts o = {.root = root, .args = args, .env = env, .cwd = "/", .proxy_env = &pe};
+
     return kiln_llb_exec(out, b, &o, err);
 }
 
@@ -148,6 +164,8 @@ scenario(kiln_llb_state *out, kiln_llb_builder *b, const char *name, const char 
         *out = kiln_llb_file_state(f);
         return ret;
     }
+    if (strcmp(name, "proxy-a") == 0 || strcmp(name, "proxy-b") == 0)
+        return proxy_run(out, b, img, name[6] == 'a' ? "http://a:3128" : "http://b:3128", err);
     if (strcmp(name, "glob") == 0) {
         g.allow_wildcard = true;
         g.create_dest_path = true;
@@ -175,8 +193,8 @@ main(int argc, char **argv)
     int ret;
 
     if (argc != 4) {
-        fprintf(stderr, "usage: make_test_llb main|fail|glob|pull|merge|escape|add LAYOUT_DIR|REF "
-                        "OUT_FILE\n");
+        fprintf(stderr, "usage: make_test_llb main|fail|glob|pull|merge|escape|add|proxy-a|proxy-b "
+                        "LAYOUT_DIR|REF OUT_FILE\n");
         return 2;
     }
     kiln_llb_builder_new(&b);

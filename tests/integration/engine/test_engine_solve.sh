@@ -3,8 +3,9 @@
 # `kiln debug solve`: an oci-layout image, a RUN, file ops and copies from local://ctx; then the
 # cache: an unchanged rebuild runs nothing, a change to a file no copy selects re-runs only the
 # local source, a change to a copied file re-runs the copy but not the RUN, --no-cache runs the
-# RUN again (its cache mount persisted); plus wildcard copies, ADD unpacking, merge/diff, error reporting, and a
-# docker-image:// pull from a real registry on 127.0.0.1.
+# RUN again (its cache mount persisted); plus wildcard copies, ADD unpacking, merge/diff, proxy env
+# (exported, not in the cache key), error reporting, and a docker-image:// pull from a real
+# registry on 127.0.0.1.
 set -eu
 KILN=$1
 MKLLB=$2
@@ -127,6 +128,19 @@ for f in a b c d; do
 done
 [ ! -e "$T/m1/gone.txt" ] || fail "merge kept a file a later input's chain deleted"
 [ "$(ls "$T/m1" | wc -l)" = 4 ] || fail "merge result has extra files: $(ls "$T/m1")"
+
+# 6c. Meta.proxy_env: exported in both cases unless the step's env sets the name; another proxy
+# value is another op (digest) but the same cache key, so the RUN stays cached
+"$MKLLB" proxy-a "$T/img/oci" "$T/proxy-a.pb" || fail "make_test_llb proxy-a"
+"$MKLLB" proxy-b "$T/img/oci" "$T/proxy-b.pb" || fail "make_test_llb proxy-b"
+cmp -s "$T/proxy-a.pb" "$T/proxy-b.pb" && fail "the proxy is not in the op"
+solve px1 "$T/proxy-a.pb"
+expect_file "$T/px1/proxy.txt" "$(printf 'HTTP_PROXY=http://a:3128\nNO_PROXY=from-env\nhttp_proxy=http://a:3128\nno_proxy=from-proxy')"
+grep -q '^started exec' "$T/px1.err" || fail "proxy RUN did not run"
+solve px2 "$T/proxy-b.pb"
+grep -q '^started' "$T/px2.err" && fail "a changed proxy re-ran the RUN"
+grep -q '^cached exec' "$T/px2.err" || fail "proxy RUN not cached"
+expect_file "$T/px2/proxy.txt" "$(printf 'HTTP_PROXY=http://a:3128\nNO_PROXY=from-env\nhttp_proxy=http://a:3128\nno_proxy=from-proxy')"
 rm -f "$T"/*.err
 
 # 7. errors: a failing RUN, a missing local, a malformed Definition

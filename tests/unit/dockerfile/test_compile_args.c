@@ -3,7 +3,8 @@
  * BuildKit's dockerfile2llb does: global ARGs expand FROM, a stage sees a global ARG only after
  * re-declaring it, --build-arg overrides defaults, ARG values reach RUN's environment and the
  * history ("|N K=V") but never the image config, ENV wins over ARG, words of one instruction
- * all see the environment as it was before it, and the automatic platform ARGs.
+ * all see the environment as it was before it, the automatic platform ARGs, and the proxy build
+ * args (Meta.proxy_env of every RUN without an ARG, never in the image).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -250,6 +251,123 @@ test_compile_args__not_expanded(void **state)
     tc_result_dispose(&r);
 }
 
+/* Every exec of the graph has exactly this proxy env (NULL: none); returns how many execs. */
+static size_t
+assert_proxy_everywhere(const tc_result *r, const kiln_llb_proxy_env *want)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < kiln_llb_graph_count(r->graph); i++) {
+        const kiln_llb_node *n = kiln_llb_graph_node(r->graph, i);
+        if (n->op->op_case != PB__OP__OP_EXEC)
+            continue;
+        const Pb__Meta *m = n->op->exec->meta;
+        k++;
+        /* never in the process env the op carries, in either case */
+        assert_null(tc_env(m, "HTTP_PROXY"));
+        assert_null(tc_env(m, "http_proxy"));
+        assert_null(tc_env(m, "NO_PROXY"));
+        if (!want) {
+            assert_null(m->proxy_env);
+            continue;
+        }
+        assert_non_null(m->proxy_env);
+        assert_string_equal(m->proxy_env->http_proxy, want->http_proxy);
+        assert_string_equal(m->proxy_env->https_proxy, want->https_proxy);
+        assert_string_equal(m->proxy_env->ftp_proxy, want->ftp_proxy);
+        assert_string_equal(m->proxy_env->no_proxy, want->no_proxy);
+        assert_string_equal(m->proxy_env->all_proxy, want->all_proxy);
+    }
+    return k;
+}
+
+static void
+test_compile_args__proxy_build_args(void **state)
+{
+    static const char df[] = "FROM busybox AS dep\n"
+                             "RUN echo dep > /x\n"
+                             "FROM busybox\n"
+                             "ENV E=1\n"
+                             "RUN echo one\n"
+                             "COPY --from=dep /x /x\n"
+                             "RUN echo two\n";
+    /* any case; the uppercase spelling wins over a later lowercase one; empty counts as given */
+    const char *const args[] = {"HTTP_PROXY=http://proxy:3128",
+                                "https_proxy=http://s:1",
+                                "Ftp_Proxy=ftp://f",
+                                "no_proxy=lower",
+                                "NO_PROXY=upper",
+                                "no_proxy=lower-again",
+                                "ALL_PROXY=",
+                                "OTHER=x",
+                                NULL};
+    const kiln_llb_proxy_env want = {"http://proxy:3128", "http://s:1", "ftp://f", "upper", ""};
+    const char *const none[] = {"OTHER=x", "HTTP_PROXYX=y", NULL};
+    const char *const lower[] = {"no_proxy=a", "no_proxy=b", NULL};
+    const kiln_llb_proxy_env want_lower = {"", "", "", "b", ""};
+    kiln_df_compile_opts o = tc_opts(df);
+    tc_result r;
+
+    (void)state;
+    o.build_args = args;
+    tc_compile_opts_ok(&r, &o);
+    /* every RUN of every stage, without ARG */
+    assert_int_equal(assert_proxy_everywhere(&r, &want), 3);
+    assert_int_equal(tc_count(&r, "exec"), 3);
+    const kiln_llb_node *run = tc_find(&r, "[stage-1 2/4] RUN echo one");
+    assert_non_null(run);
+    assert_true(run->metadata != NULL);
+    bool cap = false;
+    for (size_t i = 0; i < run->metadata->n_caps; i++)
+        cap |= strcmp(run->metadata->caps[i]->key, "exec.meta.proxyenv") == 0;
+    assert_true(cap);
+    /* not in the image: neither its Env nor its history */
+    assert_string_equal(tc_strv(tc_cfg(&r, "Env")), "PATH=/usr/bin:/bin,BB=1,E=1");
+    assert_null(strstr(r.out.config_json, "proxy"));
+    assert_null(strstr(r.out.config_json, "PROXY"));
+    assert_string_equal(tc_last_history(&r), "RUN /bin/sh -c echo two # buildkit");
+    tc_result_dispose(&r);
+
+    /* no proxy build arg: no proxy_env (other undeclared args change nothing) */
+    o = tc_opts(df);
+    o.build_args = none;
+    tc_compile_opts_ok(&r, &o);
+    assert_int_equal(assert_proxy_everywhere(&r, NULL), 3);
+    tc_result_dispose(&r);
+    o = tc_opts(df);
+    tc_compile_opts_ok(&r, &o);
+    assert_int_equal(assert_proxy_everywhere(&r, NULL), 3);
+    tc_result_dispose(&r);
+
+    /* only lowercase spellings: the last one */
+    o = tc_opts(df);
+    o.build_args = lower;
+    tc_compile_opts_ok(&r, &o);
+    assert_int_equal(assert_proxy_everywhere(&r, &want_lower), 3);
+    tc_result_dispose(&r);
+}
+
+static void
+test_compile_args__proxy_declared_arg(void **state)
+{
+    const char *const args[] = {"HTTP_PROXY=http://p:1", NULL};
+    kiln_df_compile_opts o = tc_opts("FROM busybox\nARG HTTP_PROXY\nRUN echo\n");
+    tc_result r;
+
+    (void)state;
+    o.build_args = args;
+    tc_compile_opts_ok(&r, &o);
+    /* declared: an ordinary ARG as well (env, history), and still the RUN's proxy_env */
+    const Pb__Meta *m = run_meta(&r, "[2/2] RUN echo");
+    assert_string_equal(tc_env(m, "HTTP_PROXY"), "http://p:1");
+    assert_non_null(m->proxy_env);
+    assert_string_equal(m->proxy_env->http_proxy, "http://p:1");
+    assert_string_equal(tc_last_history(&r),
+                        "RUN |1 HTTP_PROXY=http://p:1 /bin/sh -c echo # buildkit");
+    assert_string_equal(tc_strv(tc_cfg(&r, "Env")), "PATH=/usr/bin:/bin,BB=1");
+    tc_result_dispose(&r);
+}
+
 int
 main(void)
 {
@@ -261,6 +379,8 @@ main(void)
             cmocka_unit_test(test_compile_args__stage_isolation),
             cmocka_unit_test(test_compile_args__platform_args),
             cmocka_unit_test(test_compile_args__not_expanded),
+            cmocka_unit_test(test_compile_args__proxy_build_args),
+            cmocka_unit_test(test_compile_args__proxy_declared_arg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -286,6 +286,87 @@ test_llb_exec__mount_order_outputs_dedup(void **state)
     kiln_llb_builder_free(b);
 }
 
+static bool
+has_cap(const kiln_llb_node *n, const char *cap)
+{
+    for (size_t i = 0; n->metadata && i < n->metadata->n_caps; i++) {
+        if (strcmp(n->metadata->caps[i]->key, cap) == 0)
+            return n->metadata->caps[i]->value;
+    }
+    return false;
+}
+
+/* Meta of the exec `root` is marshalled into, re-encoded on its own. */
+static const Pb__Meta *
+exec_meta(kiln_llb_graph **g, kiln_buf *def, kiln_buf *meta, kiln_llb_builder *b,
+          kiln_llb_state root, const kiln_llb_node **node)
+{
+    marshal_load(g, def, b, root);
+    *node = kiln_llb_graph_node(*g, 1);
+    assert_string_equal(kiln_llb_op_kind((*node)->op), "exec");
+    kiln_buf_init(meta, 0);
+    kiln_llb_encode(meta, &(*node)->op->exec->meta->base);
+    return (*node)->op->exec->meta;
+}
+
+static void
+test_llb_exec__proxy_env(void **state)
+{
+    kiln_llb_builder *b = NULL;
+    kiln_llb_graph *g = NULL;
+    kiln_buf def, meta;
+    kiln_llb_state img, run;
+    const char *args[] = {"true", NULL};
+    kiln_llb_proxy_env pe = {.http_proxy = "h", .no_proxy = "n"};
+    kiln_llb_proxy_env empty = {0};
+    kiln_llb_exec_opts o = {.args = args, .proxy_env = &pe};
+    const kiln_llb_node *n;
+    const Pb__Meta *m;
+    char with_proxy[KILN_DIGEST_STRLEN + 1];
+
+    (void)state;
+    kiln_llb_builder_new(&b);
+    assert_int_equal(kiln_llb_image(&img, b, "busybox", NULL, NULL), 0);
+    o.root = img;
+    assert_int_equal(kiln_llb_exec(&run, b, &o, NULL), 0);
+    m = exec_meta(&g, &def, &meta, b, run, &n);
+    assert_non_null(m->proxy_env);
+    assert_string_equal(m->proxy_env->http_proxy, "h");
+    assert_string_equal(m->proxy_env->no_proxy, "n");
+    assert_string_equal(m->proxy_env->https_proxy, "");
+    assert_true(has_cap(n, "exec.meta.proxyenv"));
+    /* args(1) cwd(3) proxy_env(5) = {http_proxy(1) "h", no_proxy(4) "n"}, then field 11 */
+    assert_bytes(&meta, "0a04747275651a012f2a060a016822016e5801");
+    memcpy(with_proxy, n->digest, sizeof(with_proxy));
+    kiln_llb_graph_free(g);
+    kiln_buf_dispose(&def);
+    kiln_buf_dispose(&meta);
+
+    /* given but all empty: still written, as an empty message (llb.WithProxy(ProxyEnv{})) */
+    o.proxy_env = &empty;
+    assert_int_equal(kiln_llb_exec(&run, b, &o, NULL), 0);
+    m = exec_meta(&g, &def, &meta, b, run, &n);
+    assert_non_null(m->proxy_env);
+    assert_bytes(&meta, "0a04747275651a012f2a005801");
+    /* the proxy is part of the op, so of its digest */
+    assert_string_not_equal(n->digest, with_proxy);
+    kiln_llb_graph_free(g);
+    kiln_buf_dispose(&def);
+    kiln_buf_dispose(&meta);
+
+    /* none: no field, no cap */
+    o.proxy_env = NULL;
+    assert_int_equal(kiln_llb_exec(&run, b, &o, NULL), 0);
+    m = exec_meta(&g, &def, &meta, b, run, &n);
+    assert_null(m->proxy_env);
+    assert_false(has_cap(n, "exec.meta.proxyenv"));
+    assert_bytes(&meta, "0a04747275651a012f5801");
+    kiln_llb_graph_free(g);
+    kiln_buf_dispose(&def);
+    kiln_buf_dispose(&meta);
+    kiln_llb_builder_free(b);
+}
+
 static void
 test_llb_file__chain_indexes_and_owner(void **state)
 {
@@ -921,6 +1002,7 @@ main(void)
             cmocka_unit_test(test_llb_encode__oneof_zero_value_written),
             cmocka_unit_test(test_llb_roundtrip__hello),
             cmocka_unit_test(test_llb_exec__mount_order_outputs_dedup),
+            cmocka_unit_test(test_llb_exec__proxy_env),
             cmocka_unit_test(test_llb_file__chain_indexes_and_owner),
             cmocka_unit_test(test_llb_marshal__dedup_merge_diff_locations),
             cmocka_unit_test(test_llb_image__normalize),
