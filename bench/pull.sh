@@ -28,9 +28,12 @@ command -v skopeo >/dev/null || { echo "bench/pull.sh: skopeo missing (scripts/d
 W=$(mktemp -d /var/tmp/kiln-bench-pull.XXXXXX)
 REG=$top/tests/fixtures/registry.sh
 cleanup() {
+    local rc=$?
+    set +e +o pipefail
     "$REG" stop "$W/reg" >/dev/null 2>&1 || true
     grep " $W/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
     for _ in $(seq 50); do rm -rf "$W" 2>/dev/null && break; sleep 0.2; done
+    exit $rc
 }
 trap cleanup EXIT
 
