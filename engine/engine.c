@@ -456,8 +456,23 @@ make_payload(engine_op **out, kiln_engine *e, const kiln_llb_node *n,
         }
         eop->local_dir = xstrdup(dir);
     }
-    if (n->op->op_case == PB__OP__OP_EXEC)
+    if (n->op->op_case == PB__OP__OP_EXEC) {
+        const Pb__ExecOp *ex = n->op->exec;
+        const char *denied = NULL;
+        if (ex->network == PB__NET_MODE__HOST && !opts->allow_network_host)
+            denied = "network.host";
+        else if (ex->security == PB__SECURITY_MODE__INSECURE && !opts->allow_security_insecure)
+            denied = "security.insecure";
+        if (denied) {
+            op_free(eop, NULL);
+            return kiln_error_set(err, KILN_EAUTH,
+                                  "%s is not allowed: vertex %s asks for it; grant it with "
+                                  "--allow %s",
+                                  denied, n->digest, denied);
+        }
+        eop->allow_insecure = opts->allow_security_insecure;
         payload_secrets(eop, opts);
+    }
     *out = eop;
     return 0;
 }

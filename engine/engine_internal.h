@@ -46,6 +46,7 @@ typedef struct engine_op {
     size_t n_secrets;
     kiln_engine_ssh *ssh; /* strings owned */
     size_t n_ssh;
+    bool allow_insecure; /* the solve granted security.insecure */
 } engine_op;
 
 /* ---- results (engine.c) ---- */

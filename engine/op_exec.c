@@ -8,9 +8,12 @@
  * Secrets and ssh sockets come from the solve request (kiln build --secret / --ssh): a secret is a
  * file on a private tmpfs, never in a layer; missing optional ones are skipped, required ones fail.
  *
- * The network modes map as: HOST -> host network, UNSET and NONE -> a private network namespace
- * with only loopback (kiln has no bridge network yet). Insecure security mode is refused (no
- * entitlement mechanism yet). Output streams to the vertex's progress log. Meta.proxy_env is
+ * The network modes map as: NONE -> a private network namespace with only loopback; HOST and
+ * UNSET (the default) -> the host's network, as buildkitd without a CNI config (kiln has no
+ * bridge network). An explicit HOST and security=insecure (all capabilities, no seccomp
+ * profile, no masked paths) need the solve's entitlements (network.host, security.insecure),
+ * checked when the Definition is loaded (engine.c). Output streams to the vertex's progress
+ * log. Meta.proxy_env is
  * added to the process env (HTTP_PROXY and http_proxy, ...) unless Meta.env sets that name.
  */
 #define KILN_LOG_DOMAIN "engine"
@@ -336,9 +339,12 @@ fill_spec(kiln_exec_spec *spec, const exec_run *r, const char **args, const char
     spec->cwd = meta->cwd && *meta->cwd ? meta->cwd : NULL;
     spec->user = meta->user && *meta->user ? meta->user : NULL;
     spec->hostname = meta->hostname && *meta->hostname ? meta->hostname : NULL;
-    spec->network = r->ex->network == PB__NET_MODE__HOST ? KILN_EXEC_NET_HOST : KILN_EXEC_NET_NONE;
+    /* UNSET (the default) shares the host's network, as buildkitd's default without a CNI
+     * config and as dockerd's bridge gives steps the network: RUN apt-get works */
+    spec->network = r->ex->network == PB__NET_MODE__NONE ? KILN_EXEC_NET_NONE : KILN_EXEC_NET_HOST;
     spec->security = r->ex->security == PB__SECURITY_MODE__INSECURE ? KILN_EXEC_SECURITY_INSECURE
                                                                     : KILN_EXEC_SECURITY_SANDBOX;
+    spec->allow_insecure = r->eop->allow_insecure; /* checked when the solve was loaded */
     spec->mounts = r->xm;
     spec->n_mounts = r->nxm;
 }

@@ -39,6 +39,7 @@ typedef struct build_args {
     const char *target, *platform, *iidfile, *metadata_file, *root, *network;
     kiln_vec tags, build_args, labels, contexts, outputs, no_cache_filter, secrets, ssh;
     bool no_cache, push, load, pull;
+    bool allow_network_host, allow_security_insecure; /* --allow */
     unsigned max_parallelism;
     kiln_progress_mode progress;
     kiln_df_check_mode check;
@@ -51,6 +52,8 @@ build_usage(FILE *out)
             "Usage: kiln build [OPTIONS] PATH | -\n\n"
             "Build an image from a Dockerfile.\n\n"
             "Options:\n"
+            "      --allow ENTITLEMENT     grant network.host or security.insecure (RUN\n"
+            "                              --network=host, RUN --security=insecure)\n"
             "      --build-arg K=V         set a build-time variable\n"
             "      --build-context N=V     extra build context (DIR, docker-image://REF,\n"
             "                              oci-layout://DIR[:TAG|@DIGEST])\n"
@@ -758,6 +761,7 @@ build_run(const build_args *a, kiln_error **err)
         co.no_cache_filter = (const char *const *)ncf;
         co.source_date_epoch = epoch;
         co.check = a->check;
+        co.network = a->network;
         co.resolve = resolve_image;
         co.resolve_payload = &rc;
         ret = kiln_df_compile(&compiled, &co, err);
@@ -777,6 +781,8 @@ build_run(const build_args *a, kiln_error **err)
         so.n_secrets = sec.n;
         so.ssh = sec.ssh;
         so.n_ssh = sec.n_ssh;
+        so.allow_network_host = a->allow_network_host;
+        so.allow_security_insecure = a->allow_security_insecure;
         ret = atomic_load(&interrupted) ? kiln_error_set(err, KILN_ECANCELED, "build canceled")
                                         : kiln_engine_solve(&r, e, compiled.definition.ptr,
                                                             compiled.definition.len, &so, err);
@@ -833,9 +839,31 @@ enum {
     OPT_TARGET,
     OPT_SECRET,
     OPT_SSH,
+    OPT_ALLOW,
     OPT_MAX_PAR,
     OPT_UNSUPPORTED,
 };
+
+/* --allow network.host,security.insecure (repeatable, comma-separated, as buildx). */
+static int
+parse_allow(build_args *a, const char *value, kiln_error **err)
+{
+    cleanup_free char *copy = xstrdup(value);
+    char *save = NULL;
+
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (strcmp(tok, "network.host") == 0)
+            a->allow_network_host = true;
+        else if (strcmp(tok, "security.insecure") == 0)
+            a->allow_security_insecure = true;
+        else
+            return kiln_error_set(err, KILN_EINVAL,
+                                  "--allow %s: invalid entitlement `%s` (network.host, "
+                                  "security.insecure)",
+                                  value, tok);
+    }
+    return 0;
+}
 
 static int
 check_kv(const char *flag, const char *v, kiln_error **err)
@@ -924,13 +952,18 @@ parse_opt(build_args *a, int c, const char *opt_name, kiln_error **err)
     case OPT_PROGRESS:
         return kiln_progress_mode_parse(&a->progress, optarg, err);
     case OPT_NETWORK:
-        if (strcmp(optarg, "default") != 0)
-            return kiln_error_set(err, KILN_EUNSUPPORTED,
-                                  "--network %s: only the default network is supported yet "
-                                  "(use RUN --network=... in the Dockerfile)",
+        if (strcmp(optarg, "default") != 0 && strcmp(optarg, "none") != 0 &&
+            strcmp(optarg, "host") != 0)
+            return kiln_error_set(err, KILN_EINVAL,
+                                  "--network %s: expected default, none or host (kiln has no "
+                                  "bridge network; default is the host's)",
                                   optarg);
         a->network = optarg;
+        if (strcmp(optarg, "host") == 0) /* buildx grants network.host with --network host */
+            a->allow_network_host = true;
         return 0;
+    case OPT_ALLOW:
+        return parse_allow(a, optarg, err);
     case OPT_UNSUPPORTED:
         return kiln_error_set(err, KILN_EUNSUPPORTED, "%s is not supported yet", opt_name);
     default:
@@ -954,6 +987,7 @@ kiln_cmd_build(int argc, char **argv)
             {"load", no_argument, NULL, OPT_LOAD},
             {"metadata-file", required_argument, NULL, OPT_METADATA},
             {"network", required_argument, NULL, OPT_NETWORK},
+            {"allow", required_argument, NULL, OPT_ALLOW},
             {"no-cache", no_argument, NULL, OPT_NO_CACHE},
             {"no-cache-filter", required_argument, NULL, OPT_NO_CACHE_FILTER},
             {"platform", required_argument, NULL, OPT_PLATFORM},

@@ -669,6 +669,24 @@ run_heredocs(df_compiler *c, df_stage *s, const kiln_df_node *n, kiln_vec *args,
     return 0;
 }
 
+/* The LLB network mode of a RUN: its own --network, else the build's --network (BuildKit's
+ * force-network-mode), else the sandbox default. */
+static Pb__NetMode
+run_network(const df_compiler *c, const kiln_df_run *run)
+{
+    const char *dflt = c->opts->network;
+
+    if (run->network == KILN_DF_NETWORK_HOST)
+        return PB__NET_MODE__HOST;
+    if (run->network == KILN_DF_NETWORK_NONE)
+        return PB__NET_MODE__NONE;
+    if (dflt && strcmp(dflt, "host") == 0)
+        return PB__NET_MODE__HOST;
+    if (dflt && strcmp(dflt, "none") == 0)
+        return PB__NET_MODE__NONE;
+    return PB__NET_MODE__UNSET;
+}
+
 static int
 dispatch_run(df_compiler *c, df_stage *s, const df_cmd *cmd, kiln_error **err)
 {
@@ -715,9 +733,7 @@ dispatch_run(df_compiler *c, df_stage *s, const df_cmd *cmd, kiln_error **err)
                 .env = (const char *const *)env,
                 .cwd = s->dir && *s->dir ? s->dir : "/",
                 .user = s->user && *s->user ? s->user : NULL,
-                .network = run.network == KILN_DF_NETWORK_HOST   ? PB__NET_MODE__HOST
-                           : run.network == KILN_DF_NETWORK_NONE ? PB__NET_MODE__NONE
-                                                                 : PB__NET_MODE__UNSET,
+                .network = run_network(c, &run),
                 .security = run.insecure ? PB__SECURITY_MODE__INSECURE : PB__SECURITY_MODE__SANDBOX,
                 .mounts = mo.mounts,
                 .n_mounts = mo.n_mounts,

@@ -58,6 +58,8 @@ typedef struct kiln_df_compile_opts {
     kiln_df_check_mode check;
     kiln_df_resolve_fn resolve; /* required unless every stage is scratch */
     void *resolve_payload;
+    const char *network; /* build --network: the network of RUNs without their own --network
+                          * (or with --network=default): NULL or "default", "none", "host" */
 } kiln_df_compile_opts;
 
 typedef struct kiln_df_compiled {

@@ -91,6 +91,10 @@ typedef struct kiln_engine_solve_opts {
     size_t n_secrets;
     const kiln_engine_ssh *ssh; /* borrowed for the call */
     size_t n_ssh;
+    /* entitlements (buildx's --allow): without them a Definition with an exec op asking for
+     * the host network or security=insecure is refused before anything runs */
+    bool allow_network_host;
+    bool allow_security_insecure;
 } kiln_engine_solve_opts;
 
 #define KILN_ENGINE_SOLVE_OPTS_INIT                                \

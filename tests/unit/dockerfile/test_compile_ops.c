@@ -39,6 +39,47 @@ source_attr(const kiln_llb_node *n, const char *key)
     return NULL;
 }
 
+/* build --network: the default of RUNs without their own --network (or with =default) */
+static void
+test_compile_ops__build_network(void **state)
+{
+    static const char *df = "FROM busybox\n"
+                            "RUN a\n"
+                            "RUN --network=default b\n"
+                            "RUN --network=host c\n"
+                            "RUN --network=none d\n";
+    static const struct {
+        const char *build; /* --network */
+        Pb__NetMode want[4];
+    } cases[] = {
+            {NULL,
+             {PB__NET_MODE__UNSET, PB__NET_MODE__UNSET, PB__NET_MODE__HOST, PB__NET_MODE__NONE}},
+            {"default",
+             {PB__NET_MODE__UNSET, PB__NET_MODE__UNSET, PB__NET_MODE__HOST, PB__NET_MODE__NONE}},
+            {"none",
+             {PB__NET_MODE__NONE, PB__NET_MODE__NONE, PB__NET_MODE__HOST, PB__NET_MODE__NONE}},
+            {"host",
+             {PB__NET_MODE__HOST, PB__NET_MODE__HOST, PB__NET_MODE__HOST, PB__NET_MODE__NONE}},
+    };
+    static const char *names[] = {"[2/5] RUN a", "[3/5] RUN --network=default b",
+                                  "[4/5] RUN --network=host c", "[5/5] RUN --network=none d"};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        kiln_df_compile_opts o = tc_opts(df);
+        tc_result r;
+
+        o.network = cases[i].build;
+        tc_compile_opts_ok(&r, &o);
+        for (size_t k = 0; k < 4; k++) {
+            const kiln_llb_node *run = tc_find(&r, names[k]);
+            assert_non_null(run);
+            assert_int_equal(run->op->exec->network, cases[i].want[k]);
+        }
+        tc_result_dispose(&r);
+    }
+}
+
 static void
 test_compile_ops__run_mounts(void **state)
 {
@@ -428,6 +469,7 @@ main(void)
             cmocka_unit_test(test_compile_ops__add_remote),
             cmocka_unit_test(test_compile_ops__copy_heredoc_link),
             cmocka_unit_test(test_compile_ops__context),
+            cmocka_unit_test(test_compile_ops__build_network),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
