@@ -685,14 +685,49 @@ align_history(export_ctx *x, const json_t *hist)
     cfg->history = h;
 }
 
+/* History entries without a time (the frontend's metadata-only steps, without an epoch) get
+ * the time of the first new layer when they come before it, else of the layer before them; the
+ * config's time is the last entry's (BuildKit's exporter). An unchanged rebuild thus gives the
+ * same config, and the same image. */
+static void
+fill_times(kiln_oci_config *cfg)
+{
+    const char *created = NULL, *last = NULL;
+    bool gap = false;
+
+    for (size_t i = 0; i < cfg->n_history; i++) {
+        if (cfg->history[i].created) {
+            created = cfg->history[i].created;
+            if (gap)
+                break;
+        } else {
+            gap = true;
+        }
+    }
+    gap = false;
+    for (size_t i = 0; i < cfg->n_history; i++) {
+        kiln_oci_history *h = &cfg->history[i];
+        if (h->created) {
+            if (gap)
+                created = h->created;
+        } else {
+            gap = true;
+            h->created = xstrdup(created);
+        }
+        if (h->created)
+            last = h->created;
+    }
+    if (!cfg->created) /* no time anywhere (metadata on scratch): now */
+        cfg->created = last ? xstrdup(last) : rfc3339((int64_t)time(NULL));
+}
+
 static void
 apply_epoch(export_ctx *x)
 {
     kiln_oci_config *cfg = &x->img.config;
 
     if (x->opts->epoch < 0) {
-        if (!cfg->created)
-            cfg->created = rfc3339((int64_t)time(NULL));
+        fill_times(cfg);
         return;
     }
     free(cfg->created);

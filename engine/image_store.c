@@ -35,8 +35,25 @@ engine_blob_put(char *digest_out, kiln_engine *e, const void *data, size_t len,
                 const char *media_type, kiln_error **err)
 {
     kiln_cache_blob_writer *w = NULL;
-    int ret = kiln_cache_blob_writer_new(&w, e->cache, NULL, err);
+    char digest[KILN_DIGEST_STRLEN + 1];
+    kiln_sha256 sum;
+    int ret;
 
+    /* a blob already stored (the config and manifest of an unchanged rebuild) is only leased:
+     * no write, no sync */
+    kiln_sha256_buf(&sum, data, len);
+    kiln_digest_format(digest, &sum);
+    if (kiln_cache_blob_exists(e->cache, digest)) {
+        cleanup_free char *target = xasprintf("blob:%s", digest);
+        kiln_error *tmp = NULL;
+        if (kiln_cache_lease_add(e->cache, e->lease, target, &tmp) == 0) {
+            if (digest_out)
+                memcpy(digest_out, digest, sizeof(digest));
+            return 0;
+        }
+        kiln_error_free(&tmp); /* removed meanwhile: write it again */
+    }
+    ret = kiln_cache_blob_writer_new(&w, e->cache, NULL, err);
     if (ret < 0)
         return ret;
     kiln_cache_blob_writer_set_lease(w, e->lease);

@@ -1365,8 +1365,10 @@ kiln_df_compile(kiln_df_compiled *out, const kiln_df_compile_opts *opts, kiln_er
         return kiln_error_set(err, KILN_EINVAL, "the Dockerfile cannot be empty");
     c.opts = opts;
     c.filename = opts->filename ? opts->filename : "Dockerfile";
-    c.created =
-            rfc3339(opts->source_date_epoch >= 0 ? opts->source_date_epoch : (int64_t)time(NULL));
+    /* without SOURCE_DATE_EPOCH, as BuildKit: no time in the config or the new history entries;
+     * the exporter takes them from the layers' creation times, so an unchanged rebuild gives
+     * the same image */
+    c.created = opts->source_date_epoch >= 0 ? rfc3339(opts->source_date_epoch) : NULL;
     rc = kiln_df_parse(&c.ast, opts->data, opts->len, c.filename, err);
     if (rc < 0)
         goto out;

@@ -121,8 +121,13 @@ skopeo inspect "docker-archive:$T/app.docker.tar" >/dev/null 2>"$T/skopeo-docker
     fail "skopeo rejects the docker archive"
 
 # ---- caching: an unchanged rebuild runs nothing; a changed file re-runs from its COPY ---------
-kb -t app "$T/app" >/dev/null 2>"$T/b2.err" || fail "rebuild"
+kb -t app --iidfile "$T/b2a.iid" "$T/app" >/dev/null 2>"$T/b2a.err" || fail "rebuild"
+sleep 1 # a later second: a time taken from the clock would now differ
+kb -t app --iidfile "$T/b2.iid" "$T/app" >/dev/null 2>"$T/b2.err" || fail "rebuild"
 grep -A2 'RUN chmod 755' "$T/b2.err" | grep -q CACHED || fail "unchanged rebuild re-ran the RUN"
+# as BuildKit: the times come from the layers, so an unchanged rebuild is the same image
+[ "$(cat "$T/b2a.iid")" = "$(cat "$T/b2.iid")" ] ||
+    fail "unchanged rebuild changed the image: $(cat "$T/b2a.iid") vs $(cat "$T/b2.iid")"
 echo "changed" >"$T/app/ignored/secret.txt"
 kb -t app "$T/app" >/dev/null 2>"$T/b3.err" || fail "rebuild after ignored change"
 grep -A2 'RUN chmod 755' "$T/b3.err" | grep -q CACHED || fail "an ignored file invalidated the RUN"
