@@ -426,35 +426,28 @@ find_local(const kiln_engine_solve_opts *opts, const char *name)
     return NULL;
 }
 
+/* The op payload of node i of g: it takes over the node's decoded op (kept for cache maps and
+ * exec once the graph is gone), after the checks that may refuse the vertex. */
 static int
-make_payload(engine_op **out, kiln_engine *e, const kiln_llb_node *n,
+make_payload(engine_op **out, kiln_engine *e, kiln_llb_graph *g, size_t i,
              const kiln_engine_solve_opts *opts, kiln_error **err)
 {
+    const kiln_llb_node *n = kiln_llb_graph_node(g, i);
     engine_op *eop;
-    const char *id, *dir;
+    const char *id, *dir = NULL;
 
     if (n->op->op_case != PB__OP__OP_SOURCE && n->op->op_case != PB__OP__OP_FILE &&
         n->op->op_case != PB__OP__OP_EXEC && n->op->op_case != PB__OP__OP_MERGE &&
         n->op->op_case != PB__OP__OP_DIFF)
         return kiln_error_set(err, KILN_EUNSUPPORTED, "vertex %s: %s ops are not supported yet",
                               n->digest, kiln_llb_op_kind(n->op));
-    eop = xnew(engine_op);
-    eop->engine = e;
-    eop->op = pb__op__unpack(NULL, n->len, n->bytes);
-    if (!eop->op) {
-        free(eop);
-        return kiln_error_set(err, KILN_EINTERNAL, "re-decode vertex %s", n->digest);
-    }
     if (n->op->op_case == PB__OP__OP_SOURCE &&
         kiln_str_has_prefix(n->op->source->identifier, "local://")) {
         id = n->op->source->identifier + strlen("local://");
         dir = find_local(opts, id);
-        if (!dir) {
-            op_free(eop, NULL);
+        if (!dir)
             return kiln_error_set(err, KILN_EINVAL,
                                   "local source `%s` was not given (--local %s=DIR)", id, id);
-        }
-        eop->local_dir = xstrdup(dir);
     }
     if (n->op->op_case == PB__OP__OP_EXEC) {
         const Pb__ExecOp *ex = n->op->exec;
@@ -463,13 +456,18 @@ make_payload(engine_op **out, kiln_engine *e, const kiln_llb_node *n,
             denied = "network.host";
         else if (ex->security == PB__SECURITY_MODE__INSECURE && !opts->allow_security_insecure)
             denied = "security.insecure";
-        if (denied) {
-            op_free(eop, NULL);
+        if (denied)
             return kiln_error_set(err, KILN_EAUTH,
                                   "%s is not allowed: vertex %s asks for it; grant it with "
                                   "--allow %s",
                                   denied, n->digest, denied);
-        }
+    }
+    eop = xnew(engine_op);
+    eop->engine = e;
+    eop->op = kiln_llb_graph_take_op(g, i);
+    if (dir)
+        eop->local_dir = xstrdup(dir);
+    if (eop->op->op_case == PB__OP__OP_EXEC) {
         eop->allow_insecure = opts->allow_security_insecure;
         payload_secrets(eop, opts);
     }
@@ -477,17 +475,20 @@ make_payload(engine_op **out, kiln_engine *e, const kiln_llb_node *n,
     return 0;
 }
 
+/* Add node `pos` of g to b. The solver copies what it keeps, and the payload owns the decoded op:
+ * the node's op must not be used once this returns. */
 static int
-add_vertex(kiln_solver_build *b, kiln_engine *e, const kiln_llb_node *n,
+add_vertex(kiln_solver_build *b, kiln_engine *e, kiln_llb_graph *g, size_t pos,
            const kiln_engine_solve_opts *opts, kiln_error **err)
 {
+    const kiln_llb_node *n = kiln_llb_graph_node(g, pos);
     kiln_vertex_desc d = {0};
     cleanup_free kiln_vertex_input *inputs = NULL;
     cleanup_free char *name = NULL;
     engine_op *eop = NULL;
     int ret;
 
-    ret = make_payload(&eop, e, n, opts, err);
+    ret = make_payload(&eop, e, g, pos, opts, err);
     if (ret < 0)
         return ret;
     inputs = xcalloc(n->op->n_inputs ? n->op->n_inputs : 1, sizeof(*inputs));
@@ -540,26 +541,28 @@ progress_bridge(const kiln_progress_event *ev, void *payload)
     opts->progress(&out, opts->progress_payload);
 }
 
+/* Add every op of g but the terminal one to b; *target (owned) and *output name the terminal
+ * op's input. The graph's ops move into the vertices' payloads. */
 static int
-build_graph(kiln_solver_build *b, kiln_engine *e, const kiln_llb_graph *g,
-            const kiln_engine_solve_opts *opts, kiln_error **err)
+add_vertices(kiln_solver_build *b, kiln_engine *e, kiln_llb_graph *g,
+             const kiln_engine_solve_opts *opts, char **target, unsigned *output, kiln_error **err)
 {
     const kiln_llb_node *term = kiln_llb_graph_terminal(g);
     size_t n = kiln_llb_graph_count(g);
     int ret;
 
     for (size_t i = 0; i < n; i++) {
-        const kiln_llb_node *node = kiln_llb_graph_node(g, i);
-        if (node == term)
+        if (kiln_llb_graph_node(g, i) == term)
             continue;
-        ret = add_vertex(b, e, node, opts, err);
+        ret = add_vertex(b, e, g, i, opts, err);
         if (ret < 0)
             return ret;
     }
     if (term->op->n_inputs < 1)
         return kiln_error_set(err, KILN_EINVAL, "terminal op has no input");
-    return kiln_solver_build_start(b, term->op->inputs[0]->digest,
-                                   (unsigned)term->op->inputs[0]->index, err);
+    *target = xstrdup(term->op->inputs[0]->digest);
+    *output = (unsigned)term->op->inputs[0]->index;
+    return 0;
 }
 
 int
@@ -571,6 +574,8 @@ kiln_engine_solve(kiln_engine_result **out, kiln_engine *e, const void *def, siz
     kiln_llb_graph *g = NULL;
     kiln_solver_build *b = NULL;
     kiln_solver_result *r = NULL;
+    cleanup_free char *target = NULL;
+    unsigned output = 0;
     struct timespec wall;
     int ret;
 
@@ -590,7 +595,11 @@ kiln_engine_solve(kiln_engine_result **out, kiln_engine *e, const void *def, siz
     clock_gettime(CLOCK_REALTIME, &wall);
     ret = kiln_solver_build_new(&b, e->solver, &so, err);
     if (ret == 0)
-        ret = build_graph(b, e, g, opts, err);
+        ret = add_vertices(b, e, g, opts, &target, &output, err);
+    /* the vertices own copies of what they need: the graph is not kept during the solve */
+    kiln_llb_graph_free(g);
+    if (ret == 0)
+        ret = kiln_solver_build_start(b, target, output, err);
     if (ret == 0)
         ret = kiln_solver_build_wait(&r, b, err);
     if (opts->history_name)
@@ -598,7 +607,6 @@ kiln_engine_solve(kiln_engine_result **out, kiln_engine *e, const void *def, siz
                 e, opts->history_name, (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec,
                 b ? kiln_solver_build_summary(b) : NULL, r ? r->id : NULL, ret < 0 ? *err : NULL);
     kiln_solver_build_free(b);
-    kiln_llb_graph_free(g);
     if (ret < 0)
         return ret;
     *out = xnew(kiln_engine_result);

@@ -359,6 +359,11 @@ void kiln_llb_graph_free(kiln_llb_graph *g);
 /* Distinct ops in Definition order (a repeated entry counts once); the terminal op is last. */
 size_t kiln_llb_graph_count(const kiln_llb_graph *g);
 const kiln_llb_node *kiln_llb_graph_node(const kiln_llb_graph *g, size_t i);
+/* Hand the decoded op of node i over to the caller (free it with pb__op__free_unpacked), so that
+ * a consumer that keeps ops longer than the graph needs no second decode. The node's `op` still
+ * points at it, valid for as long as the caller keeps it; the graph no longer frees it. Once per
+ * node. */
+Pb__Op *kiln_llb_graph_take_op(kiln_llb_graph *g, size_t i);
 const kiln_llb_node *kiln_llb_graph_terminal(const kiln_llb_graph *g);
 /* Node by (given) digest, or NULL. */
 const kiln_llb_node *kiln_llb_graph_find(const kiln_llb_graph *g, const char *digest);

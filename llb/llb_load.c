@@ -18,6 +18,7 @@
 struct kiln_llb_graph {
     Pb__Definition *def;
     kiln_llb_node *nodes; /* distinct ops in def order; the terminal op last */
+    bool *taken;          /* per node: op handed over by kiln_llb_graph_take_op */
     size_t n;
     kiln_map by_digest; /* digest -> kiln_llb_node *, terminal excluded */
 };
@@ -28,11 +29,12 @@ kiln_llb_graph_free(kiln_llb_graph *g)
     if (!g)
         return;
     for (size_t i = 0; i < g->n; i++) {
-        if (g->nodes[i].op)
+        if (g->nodes[i].op && !(g->taken && g->taken[i]))
             protobuf_c_message_free_unpacked(&g->nodes[i].op->base, NULL);
         free(g->nodes[i].inputs);
     }
     free(g->nodes);
+    free(g->taken);
     kiln_map_dispose(&g->by_digest, NULL);
     if (g->def)
         protobuf_c_message_free_unpacked(&g->def->base, NULL);
@@ -472,6 +474,17 @@ kiln_llb_graph_node(const kiln_llb_graph *g, size_t i)
 {
     kiln_assert(i < g->n);
     return &g->nodes[i];
+}
+
+Pb__Op *
+kiln_llb_graph_take_op(kiln_llb_graph *g, size_t i)
+{
+    kiln_assert(i < g->n && g->nodes[i].op);
+    if (!g->taken)
+        g->taken = xcalloc(g->n, sizeof(*g->taken));
+    kiln_assert(!g->taken[i]);
+    g->taken[i] = true;
+    return g->nodes[i].op;
 }
 
 const kiln_llb_node *

@@ -106,6 +106,7 @@ solver_keys_expand(solver_vertex *v, char *const *content)
         if (!has_key(v, key)) {
             if (v->nkeys == KILN_SOLVER_MAX_KEYS)
                 break;
+            v->keys = xreallocarray(v->keys, v->nkeys + 1, sizeof(*v->keys));
             kiln_strlcpy(v->keys[v->nkeys].key, key, sizeof(key));
             v->keys[v->nkeys++].trusted = trusted;
         }

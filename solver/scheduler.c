@@ -146,6 +146,7 @@ solver_vertex_unref_locked(solver_vertex *v)
         kiln_vec_dispose(&v->dependants, NULL);
         kiln_vec_dispose(&v->builds, NULL);
         free(v->results);
+        free(v->keys);
         free(v->in);
         free(v->ident);
         free(v);
@@ -210,6 +211,8 @@ compute_def_key(solver_vertex *v)
         parts[i].index = v->desc.inputs[i].output;
         parts[i].selector = v->cm.deps[i].selector;
     }
+    if (!v->keys)
+        v->keys = xnew(solver_key);
     solver_key_compute(v->keys[0].key, v->cm.base, parts, n);
     v->keys[0].trusted = !v->tainted;
     v->nkeys = 1;

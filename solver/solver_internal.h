@@ -42,7 +42,8 @@ typedef struct solver_vertex {
     bool dirty, busy, mapped, map_started, keyed, need_result, probe_started, def_probed,
             def_missed, slow_started, done, failed, cached;
     kiln_cache_map cm;
-    solver_key keys[KILN_SOLVER_MAX_KEYS]; /* keys[0] = definition-based key */
+    solver_key *keys; /* nkeys entries (at most KILN_SOLVER_MAX_KEYS), keys[0] = definition-based
+                       * key; allocated when keyed, grown by the slow path only */
     size_t nkeys;
     kiln_solver_result **results; /* desc.noutputs, valid when done */
     kiln_error *error;            /* when failed */

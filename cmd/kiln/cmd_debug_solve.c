@@ -53,19 +53,24 @@ print_event(const kiln_engine_event *ev, void *payload)
     fflush(stderr);
 }
 
+/* Read the Definition into *out (owned) without an intermediate copy: it is held for the whole
+ * solve. */
 static int
-read_definition(kiln_buf *out, const char *path, kiln_error **err)
+read_definition(char **out, size_t *len, const char *path, kiln_error **err)
 {
-    cleanup_free char *data = NULL;
-    size_t len = 0;
+    kiln_buf b = KILN_BUF_INIT;
     int ret;
 
-    if (strcmp(path, "-") == 0)
-        return kiln_fd_read_all(STDIN_FILENO, out, SOLVE_MAX_DEFINITION, err);
-    ret = kiln_fs_read_file(&data, &len, path, SOLVE_MAX_DEFINITION, err);
-    if (ret < 0)
+    if (strcmp(path, "-") != 0)
+        return kiln_fs_read_file(out, len, path, SOLVE_MAX_DEFINITION, err);
+    ret = kiln_fd_read_all(STDIN_FILENO, &b, SOLVE_MAX_DEFINITION, err);
+    if (ret < 0) {
+        kiln_buf_dispose(&b);
         return ret;
-    return kiln_buf_put(out, data, len, err);
+    }
+    *len = b.len;
+    *out = kiln_buf_detach(&b);
+    return 0;
 }
 
 /* Split "name=DIR" into locals (pointers into arg); KILN_EINVAL when malformed. */
@@ -89,7 +94,8 @@ solve_run(const char *root, const kiln_vec *names, const kiln_vec *dirs, const c
     kiln_engine_opts eo = KILN_ENGINE_OPTS_INIT;
     kiln_engine_solve_opts so = KILN_ENGINE_SOLVE_OPTS_INIT;
     cleanup_free kiln_engine_local *locals = xcalloc(names->len + 1, sizeof(*locals));
-    kiln_buf def = KILN_BUF_INIT;
+    cleanup_free char *def = NULL;
+    size_t def_len = 0;
     kiln_engine *e = NULL;
     kiln_engine_result *r = NULL;
     int ret;
@@ -103,18 +109,17 @@ solve_run(const char *root, const kiln_vec *names, const kiln_vec *dirs, const c
     so.locals = locals;
     so.n_locals = names->len;
     so.progress = print_event;
-    ret = read_definition(&def, file, err);
+    ret = read_definition(&def, &def_len, file, err);
     if (ret == 0)
         ret = kiln_engine_open(&e, &eo, err);
     if (ret == 0)
-        ret = kiln_engine_solve(&r, e, def.ptr, def.len, &so, err);
+        ret = kiln_engine_solve(&r, e, def, def_len, &so, err);
     if (ret == 0 && output)
         ret = kiln_engine_result_export_dir(e, r, output, err);
     if (ret == 0)
         printf("%s\n", kiln_engine_result_id(r));
     kiln_engine_result_free(e, r);
     kiln_engine_free(e);
-    kiln_buf_dispose(&def);
     return ret;
 }
 
