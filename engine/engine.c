@@ -26,6 +26,7 @@
 #include "base/fs.h"
 #include "base/path.h"
 #include "engine/engine_internal.h"
+#include "executor/executor.h"
 #include "kiln/engine.h"
 #include "oci/export.h"
 
@@ -326,6 +327,14 @@ kiln_engine_open(kiln_engine **out, const kiln_engine_opts *opts, kiln_error **e
     e->mountdir = kiln_path_join(root, "mounts");
     e->cachedirs = kiln_path_join(root, "cache-mounts");
     e->gitdir = kiln_path_join(root, "git");
+    {
+        /* cgroups left by a kiln killed during a step with limits (the store's own leftovers
+         * are swept by kiln_cache_open) */
+        kiln_error *tmp = NULL;
+        if (kiln_exec_sweep_cgroups(&tmp) < 0)
+            kiln_log_debug("sweep cgroups: %s", tmp->msg);
+        kiln_error_free(&tmp);
+    }
     e->lease = xasprintf("engine-%ld-%u", (long)getpid(), atomic_fetch_add(&lease_counter, 1));
     ret = kiln_fs_mkdir_p(e->mountdir, 0700, err);
     if (ret == 0)

@@ -4,7 +4,9 @@
  * pids.max, cpu.max and cgroup.kill; on a v1/hybrid host it is kiln/<name> in each of the pids,
  * memory and cpu controllers that a limit needs. Destroying kills what is left (cgroup.kill, or
  * SIGKILL to every pid in cgroup.procs on v1), waits for the cgroup to empty and removes it.
+ * kiln_exec_sweep_cgroups removes those of kiln processes that died before they could.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -316,4 +318,71 @@ kiln_exec_cgroup_pids_hit(const kiln_exec_cgroup *cg)
         if (read_key(cg->dirs[i], "pids.events", "max") > 0)
             return true;
     return false;
+}
+
+/* ---- sweeping the cgroups of dead runs ------------------------------------------------------ */
+
+/* Whether `name` is "run-<pid>-<n>" of a process that no longer exists. */
+static bool
+stale_run(const char *name)
+{
+    char *end;
+    long pid;
+
+    if (!kiln_str_has_prefix(name, "run-"))
+        return false;
+    errno = 0;
+    pid = strtol(name + 4, &end, 10);
+    if (errno || pid <= 0 || pid > INT32_MAX || *end != '-')
+        return false;
+    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+/* Sweep <hier>/kiln: returns the number removed, or a negative code (first failure in *err). */
+static int
+sweep_hier(const char *hier, bool v2, kiln_error **err)
+{
+    cleanup_free char *parent = xasprintf("%s/kiln", hier);
+    cleanup_dir DIR *d = opendir(parent);
+    struct dirent *de;
+    int removed = 0, ret = 0;
+
+    if (!d)
+        return 0; /* no kiln cgroup in this hierarchy */
+    while ((de = readdir(d)) != NULL) {
+        kiln_exec_cgroup cg = {.v2 = v2};
+        kiln_error *tmp = NULL;
+
+        if (de->d_type != DT_DIR || !stale_run(de->d_name))
+            continue;
+        cg.dirs[0] = xasprintf("%s/%s", parent, de->d_name);
+        kiln_log_info("removing cgroup %s of a run whose process is gone", cg.dirs[0]);
+        if (kiln_exec_cgroup_destroy(&cg, &tmp) < 0) {
+            if (ret == 0)
+                ret = kiln_error_move(err, &tmp);
+            kiln_error_free(&tmp);
+        } else {
+            removed++;
+        }
+    }
+    return ret < 0 ? ret : removed;
+}
+
+int
+kiln_exec_sweep_cgroups(kiln_error **err)
+{
+    static const char *const v1[] = {"pids", "memory", "cpu"};
+    int removed = 0, ret = 0, r;
+
+    if (is_cgroup2(cgroup_root))
+        return sweep_hier(cgroup_root, true, err);
+    for (size_t i = 0; i < sizeof(v1) / sizeof(v1[0]); i++) {
+        cleanup_free char *hier = xasprintf("%s/%s", cgroup_root, v1[i]);
+        r = sweep_hier(hier, false, ret < 0 ? NULL : err);
+        if (r < 0 && ret == 0)
+            ret = r;
+        else if (r > 0)
+            removed += r;
+    }
+    return ret < 0 ? ret : removed;
 }

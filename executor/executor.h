@@ -180,6 +180,13 @@ void kiln_exec_cancel_trigger(kiln_exec_cancel *c);
 bool kiln_exec_cancel_fired(const kiln_exec_cancel *c);
 void kiln_exec_cancel_free(kiln_exec_cancel *c);
 
+/* Remove the run cgroups (kiln/run-<pid>-<n>, v2 or the v1 controllers) whose creating process
+ * is gone: a kiln killed while a step with limits ran leaves its cgroup behind. What is still in
+ * one is killed first. Cgroups of live processes are left alone. Returns how many were removed
+ * (0 when there is no kiln cgroup); KILN_ESYS when a stale one cannot be removed (the others are
+ * still swept). */
+int kiln_exec_sweep_cgroups(kiln_error **err);
+
 /* Docker's 14 default capabilities as a bit mask (bit n = capability n). */
 uint64_t kiln_exec_default_caps(void);
 

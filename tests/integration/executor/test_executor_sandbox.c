@@ -996,6 +996,42 @@ test_executor_sandbox__cgroup_v2(void **state)
     capture_dispose(&cap);
     /* nothing left below kiln/ */
     assert_false(has_subdir(parent));
+
+    /* the sweep removes the cgroup of a run whose process is gone (what a kiln killed during a
+     * step leaves), with what is still in it, and keeps a live process's */
+    {
+        cleanup_free char *live = xasprintf("%s/run-%d-1", parent, (int)getpid());
+        cleanup_free char *dead = NULL;
+        cleanup_free char *dead_procs = NULL;
+        pid_t gone = fork(), orphan;
+        if (gone == 0)
+            _exit(0);
+        assert_int_equal(waitpid(gone, &status, 0), gone);
+        dead = xasprintf("%s/run-%d-0", parent, (int)gone);
+        assert_int_equal(mkdir(live, 0755), 0);
+        assert_int_equal(mkdir(dead, 0755), 0);
+        dead_procs = kiln_path_join(dead, "cgroup.procs");
+        assert_int_equal(pipe(sync), 0);
+        orphan = fork();
+        if (orphan == 0) { /* a process the dead run left in its cgroup */
+            cleanup_free char *me = xasprintf("%d", (int)getpid());
+            cleanup_close int fd = open(dead_procs, O_WRONLY | O_CLOEXEC);
+            if (fd < 0 || write(fd, me, strlen(me)) < 0 || write(sync[1], "x", 1) != 1)
+                _exit(1);
+            for (;;)
+                pause();
+        }
+        assert_int_equal(read(sync[0], &c, 1), 1);
+        assert_int_equal(kiln_exec_sweep_cgroups(&e), 1);
+        assert_false(kiln_fs_exists(dead));
+        assert_true(kiln_fs_exists(live));
+        assert_int_equal(waitpid(orphan, &status, 0), orphan);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        assert_int_equal(kiln_exec_sweep_cgroups(&e), 0); /* idempotent */
+        assert_int_equal(rmdir(live), 0);
+        close(sync[0]);
+        close(sync[1]);
+    }
     rmdir(parent);
     kiln_exec__cgroup_root(NULL);
     assert_int_equal(umount(root), 0);
