@@ -11,7 +11,8 @@
  * before the registry unless the source asks for image.resolvemode=pull, so `FROM app` works
  * after `kiln build -t app`: its recorded snapshot is reused, or its layers are unpacked from
  * the content store. engine_registry_pull fetches an image into the store for `kiln pull`, its
- * layers four at a time.
+ * layers four at a time; a build fetches the layers it needs the same way, in the background,
+ * applying each as soon as it is there.
  */
 #define KILN_LOG_DOMAIN "engine"
 
@@ -201,61 +202,163 @@ pull_open_layer(int *fd, const kiln_oci_descriptor *d, void *payload, kiln_error
     return kiln_cache_blob_open(fd, p->e->cache, d->digest, err);
 }
 
-/* Pull every layer of p's manifest into the content store, up to PULL_THREADS at once (the
- * registry client and the blob writers are thread-safe). The first error wins. */
+/* Pulling layers PULL_THREADS at a time (the registry client and the blob writers are
+ * thread-safe). `kiln pull` waits for all of them; a build starts them in the background and
+ * applies each layer as soon as it is there, in order, while the later ones download. */
 #define PULL_THREADS 4
 
-typedef struct pull_jobs {
+enum { PF_TODO, PF_RUNNING, PF_DONE };
+
+typedef struct prefetch {
     image_pull *p;
     pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned char *state; /* per layer: PF_TODO, PF_RUNNING or PF_DONE */
     size_t next;
-    kiln_error *err;
-} pull_jobs;
+    kiln_error *err; /* the first failure */
+    pthread_t th[PULL_THREADS];
+    size_t nth;
+} prefetch;
 
-static void *
-pull_worker(void *arg)
+/* Claim the next layer still to fetch, or return n_layers when none is left (or after a failure:
+ * the layers not started then are fetched, and their errors reported, by whoever opens them). */
+static size_t
+prefetch_claim(prefetch *f)
 {
-    pull_jobs *j = arg;
+    size_t i = f->p->m.n_layers;
 
-    for (;;) {
-        kiln_error *tmp = NULL;
-        cleanup_close int fd = -1;
-        size_t i;
-
-        pthread_mutex_lock(&j->lock);
-        i = j->err ? j->p->m.n_layers : j->next++;
-        pthread_mutex_unlock(&j->lock);
-        if (i >= j->p->m.n_layers)
-            return NULL;
-        if (pull_open_layer(&fd, &j->p->m.layers[i], j->p, &tmp) < 0) {
-            pthread_mutex_lock(&j->lock);
-            if (!j->err)
-                j->err = steal_pointer(&tmp);
-            pthread_mutex_unlock(&j->lock);
-            kiln_error_free(&tmp);
+    pthread_mutex_lock(&f->lock);
+    while (!f->err && f->next < f->p->m.n_layers) {
+        size_t k = f->next++;
+        if (f->state[k] == PF_TODO) {
+            f->state[k] = PF_RUNNING;
+            i = k;
+            break;
         }
     }
+    pthread_mutex_unlock(&f->lock);
+    return i;
+}
+
+static void
+prefetch_done(prefetch *f, size_t i, kiln_error **tmp)
+{
+    pthread_mutex_lock(&f->lock);
+    f->state[i] = PF_DONE;
+    if (*tmp && !f->err)
+        f->err = steal_pointer(tmp);
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+    kiln_error_free(tmp);
+}
+
+static void *
+prefetch_worker(void *arg)
+{
+    prefetch *f = arg;
+
+    for (size_t i; (i = prefetch_claim(f)) < f->p->m.n_layers;) {
+        kiln_error *tmp = NULL;
+        cleanup_close int fd = -1;
+        pull_open_layer(&fd, &f->p->m.layers[i], f->p, &tmp);
+        prefetch_done(f, i, &tmp);
+    }
+    return NULL;
+}
+
+/* Start fetching the layers whose state is PF_TODO (f->state filled by the caller). */
+static void
+prefetch_start(prefetch *f, image_pull *p, unsigned char *state)
+{
+    size_t todo = 0;
+
+    memset(f, 0, sizeof(*f));
+    f->p = p;
+    f->state = state;
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->cond, NULL);
+    for (size_t i = 0; i < p->m.n_layers; i++)
+        todo += state[i] == PF_TODO;
+    while (f->nth < PULL_THREADS && f->nth < todo &&
+           pthread_create(&f->th[f->nth], NULL, prefetch_worker, f) == 0)
+        f->nth++;
+}
+
+/* Stop (the workers finish the layer they are on) and join; returns the first error, if any. */
+static int
+prefetch_finish(prefetch *f, kiln_error **err)
+{
+    int ret = 0;
+
+    pthread_mutex_lock(&f->lock);
+    f->next = f->p->m.n_layers;
+    pthread_mutex_unlock(&f->lock);
+    for (size_t i = 0; i < f->nth; i++)
+        pthread_join(f->th[i], NULL);
+    if (f->err)
+        ret = err ? kiln_error_move(err, &f->err) : KILN_ESYS;
+    kiln_error_free(&f->err);
+    pthread_cond_destroy(&f->cond);
+    pthread_mutex_destroy(&f->lock);
+    return ret;
+}
+
+/* engine_layer_open_fn of a build: wait for the layer's download if one is running, else fetch
+ * it here, then open it. */
+static int
+prefetch_open_layer(int *fd, const kiln_oci_descriptor *d, void *payload, kiln_error **err)
+{
+    prefetch *f = payload;
+    size_t i = (size_t)(d - f->p->m.layers);
+
+    pthread_mutex_lock(&f->lock);
+    if (f->state[i] == PF_TODO)
+        f->state[i] = PF_DONE; /* not started: fetched below, by us */
+    while (f->state[i] == PF_RUNNING)
+        pthread_cond_wait(&f->cond, &f->lock);
+    pthread_mutex_unlock(&f->lock);
+    return pull_open_layer(fd, d, f->p, err); /* fetches it when the download failed */
 }
 
 static int
 pull_layers(image_pull *p, kiln_error **err)
 {
-    pull_jobs j = {.p = p, .lock = PTHREAD_MUTEX_INITIALIZER};
-    pthread_t th[PULL_THREADS];
-    size_t n = p->m.n_layers < PULL_THREADS ? p->m.n_layers : PULL_THREADS, started = 0;
+    cleanup_free unsigned char *state = xcalloc(p->m.n_layers + 1, 1);
+    prefetch f;
 
-    for (size_t i = 1; i < n; i++) {
-        if (pthread_create(&th[started], NULL, pull_worker, &j) != 0)
-            break; /* fewer threads: the calling one still pulls everything */
-        started++;
+    prefetch_start(&f, p, state);
+    prefetch_worker(&f); /* the calling thread pulls too */
+    return prefetch_finish(&f, err);
+}
+
+/* The layers a build must fetch: those above the highest one whose chain is unpacked already
+ * (PF_TODO), unless their blob is stored (PF_DONE). */
+static void
+layers_needed(unsigned char *state, const image_pull *p)
+{
+    char chain[KILN_DIGEST_STRLEN + 1];
+    size_t from = 0;
+
+    if (p->cfg.diff_ids.len != p->m.n_layers)
+        return; /* engine_unpack_layers reports it */
+    for (size_t i = p->m.n_layers; i > 0; i--) {
+        cleanup_free char *key = NULL;
+        kiln_cache_result res = {0};
+        kiln_error *tmp = NULL;
+        bool have;
+        kiln_oci_chain_id(chain, &p->cfg.diff_ids, i);
+        key = xasprintf("kiln.layer.v1:%s", chain);
+        have = kiln_cache_key_get(&res, p->e->cache, key, &tmp) == 0;
+        kiln_cache_result_dispose(&res);
+        kiln_error_free(&tmp);
+        if (have) {
+            from = i;
+            break;
+        }
     }
-    pull_worker(&j);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&j.lock);
-    if (j.err)
-        return kiln_error_move(err, &j.err);
-    return 0;
+    for (size_t i = 0; i < p->m.n_layers; i++)
+        state[i] = i < from || kiln_cache_blob_exists(p->e->cache, p->m.layers[i].digest) ? PF_DONE
+                                                                                          : PF_TODO;
 }
 
 int
@@ -361,8 +464,14 @@ engine_image_exec(kiln_solver_result **out, const engine_op *eop, kiln_op_ctx *c
     ret = pull_manifest(&p, eop->engine, ref, err);
     if (ret == 0)
         ret = pull_config(&p, NULL, err);
-    if (ret == 0)
-        ret = engine_unpack_layers(id, p.e, &p.m, &p.cfg, pull_open_layer, &p, ctx, err);
+    if (ret == 0) {
+        cleanup_free unsigned char *state = xcalloc(p.m.n_layers + 1, 1);
+        prefetch f;
+        layers_needed(state, &p);
+        prefetch_start(&f, &p, state);
+        ret = engine_unpack_layers(id, p.e, &p.m, &p.cfg, prefetch_open_layer, &f, ctx, err);
+        prefetch_finish(&f, NULL); /* a failure that mattered was reported by the unpack */
+    }
     if (ret == 0)
         ret = engine_image_result(out, p.e, id, err);
     pull_dispose(&p);

@@ -149,6 +149,25 @@ if kb "$T/hadd" >"$T/h404.log" 2>"$T/h404.err"; then fail "404 built"; fi
 grep -q 'missing.txt' "$T/h404.err" || fail "404 error does not name the URL"
 grep -qi '404\|not found' "$T/h404.err" || fail "404 error does not say not found"
 
+# ---- FROM an image of several layers in a registry, into an empty state dir --------------------
+# (the layers download in the background while the earlier ones are applied)
+REG=$(dirname "$MKIMG")/registry.sh
+ADDR=$("$REG" start "$T/reg") || fail "the test registry did not start"
+PIDS="$PIDS $(cat "$T/reg/pid")"
+mkdir -p "$T/multi" "$T/child"
+printf 'FROM base\nRUN echo one > /one\nRUN echo two > /two\nRUN echo three > /three\n' >"$T/multi/Dockerfile"
+kb -t "$ADDR/kiln/multi:1" --push "$T/multi" >"$T/multi.log" 2>"$T/multi.err" || fail "push multi-layer image"
+printf 'FROM %s/kiln/multi:1\nRUN cat /one /two /three > /all\n' "$ADDR" >"$T/child/Dockerfile"
+KILN_ROOT=$T/state2 kb -o "type=local,dest=$T/child.out" "$T/child" >"$T/child.log" 2>"$T/child.err" ||
+    fail "FROM a registry image in a fresh state dir"
+[ "$(cat "$T/child.out/all")" = "one
+two
+three" ] || fail "layers of the registry image: $(cat "$T/child.out/all")"
+[ -x "$T/child.out/bin/busybox" ] || fail "the base layer of the registry image is missing"
+KILN_ROOT=$T/state2 kb --no-cache -o "type=local,dest=$T/child2.out" "$T/child" >"$T/child2.log" 2>"$T/child2.err" ||
+    fail "rebuild FROM the registry image"
+[ "$(cat "$T/child2.out/all" | wc -l)" = 3 ] || fail "rebuild FROM the registry image: content"
+
 # ---- remote build contexts -------------------------------------------------------------------
 kb -o "type=local,dest=$T/cgit.out" "$GIT#v1:sub" >"$T/cgit.log" 2>"$T/cgit.err" || fail "git context build"
 [ "$(cat "$T/cgit.out/ctx/inner.txt")" = "v1 sub" ] || fail "git context #v1:sub content"
