@@ -225,6 +225,8 @@ run_in(int *status, kiln_engine *e, const kiln_oci_config *cfg, const kiln_engin
     spec.user = opts->user && *opts->user ? opts->user : cfg->user && *cfg->user ? cfg->user : NULL;
     spec.network = opts->network_host ? KILN_EXEC_NET_HOST : KILN_EXEC_NET_NONE;
     spec.on_output = copy_output;
+    spec.has_stdin = opts->interactive;
+    spec.stdin_fd = STDIN_FILENO;
     ret = kiln_exec_run(&res, &spec, err);
     if (ret == 0)
         *status = res.exit_code;

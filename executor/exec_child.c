@@ -588,10 +588,12 @@ run_step(void *arg)
     setsid();
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null_fd < 0 || dup2(null_fd, 0) < 0)
-        die_errno(ctx, "open /dev/null for stdin");
-    close(null_fd);
+    if (ctx->in_fd < 0) { /* else B's stdin is the caller's, and C inherits it */
+        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null_fd < 0 || dup2(null_fd, 0) < 0)
+            die_errno(ctx, "open /dev/null for stdin");
+        close(null_fd);
+    }
     for (int r = 0; r < RLIM_NLIMITS; r++)
         if (plan->rlimit_set[r] && setrlimit(r, &plan->rlimits[r]) < 0)
             die_errno(ctx, "setrlimit %d", r);
@@ -741,15 +743,17 @@ wait_for_userns_map(const kiln_exec_child_ctx *ctx)
     close(ctx->go_fd);
 }
 
-/* B's stdio: /dev/null, then the output pipes. */
+/* B's stdio: the caller's stdin or /dev/null, then the output pipes. */
 static void
 setup_stdio(const kiln_exec_child_ctx *ctx)
 {
-    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int in_fd = ctx->in_fd >= 0 ? ctx->in_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(ctx->out_fd, 1) < 0 || dup2(ctx->err_fd, 2) < 0)
+    if (in_fd < 0 || (in_fd != 0 && dup2(in_fd, 0) < 0) || dup2(ctx->out_fd, 1) < 0 ||
+        dup2(ctx->err_fd, 2) < 0)
         _exit(125);
-    close(null_fd);
+    if (in_fd != ctx->in_fd)
+        close(in_fd);
 }
 
 /* Start C. A change of user makes the kernel mark the memory of the process that changes it

@@ -182,6 +182,7 @@ typedef struct kiln_exec_child_ctx {
     const char *secret_dir;         /* host-side dir for the private secrets tmpfs */
     const kiln_buf *seccomp_bpf;    /* or NULL */
     int out_fd, err_fd; /* write ends of the output pipes: the sandbox's stdout and stderr */
+    int in_fd;          /* the step's stdin, or -1 for /dev/null */
     int sync_fd;
     int go_fd;        /* rootless: B reads one byte once its user namespace is mapped */
     int release_fd;   /* B writes one byte when it no longer uses the heap (T may go on) */

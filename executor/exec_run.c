@@ -645,6 +645,7 @@ spawn_and_wait(kiln_exec_result *out, const kiln_exec_spec *spec, const kiln_exe
     }
     ctx.out_fd = pipes[PIPE_OUT][1];
     ctx.err_fd = pipes[PIPE_ERR][1];
+    ctx.in_fd = spec->has_stdin ? spec->stdin_fd : -1;
     ctx.sync_fd = pipes[PIPE_SYNC][1];
     ctx.go_fd = pipes[PIPE_GO][0];
     ctx.release_fd = pipes[PIPE_RELEASE][1];

@@ -137,6 +137,10 @@ typedef struct kiln_exec_spec {
     kiln_exec_cancel *cancel;
     kiln_exec_output_fn on_output; /* NULL = output discarded */
     void *payload;
+    /* stdin: with `has_stdin`, the process reads host descriptor `stdin_fd` (borrowed; as
+     * `docker run -i`), else /dev/null */
+    bool has_stdin;
+    int stdin_fd;
 } kiln_exec_spec;
 
 #define KILN_EXEC_SPEC_INIT \

@@ -698,6 +698,7 @@ static const char run_usage[] =
         "Run a command in a new sandbox on an image of the local store (its writable layer is "
         "removed afterwards).\n\n"
         "      --rm                remove the container afterwards (always done)\n"
+        "  -i, --interactive       keep stdin attached (the command reads kiln's stdin)\n"
         "  -e, --env K=V           set an environment variable (repeatable)\n"
         "  -u, --user USER         user[:group] to run as\n"
         "  -w, --workdir DIR       working directory\n"
@@ -708,7 +709,7 @@ static const char run_usage[] =
 typedef struct run_args {
     kiln_vec env; /* borrowed from argv */
     const char *user, *workdir, *entrypoint;
-    bool network_host;
+    bool network_host, interactive;
 } run_args;
 
 /* Parse run's flags; returns -1 to go on, else an exit code. */
@@ -717,6 +718,7 @@ run_parse(run_args *ra, cmd_opts *o, int argc, char **argv)
 {
     static const struct option longopts[] = {{"rm", no_argument, NULL, 'R'},
                                              {"env", required_argument, NULL, 'e'},
+                                             {"interactive", no_argument, NULL, 'i'},
                                              {"user", required_argument, NULL, 'u'},
                                              {"workdir", required_argument, NULL, 'w'},
                                              {"entrypoint", required_argument, NULL, 'E'},
@@ -728,10 +730,12 @@ run_parse(run_args *ra, cmd_opts *o, int argc, char **argv)
 
     getopt_reset();
     /* "+": options stop at the image name; the command's own flags follow it */
-    while ((c = getopt_long(argc, argv, "+:he:u:w:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:hie:u:w:", longopts, NULL)) != -1) {
         if (common_opt(o, c) || c == 'R')
             continue;
-        if (c == 'e' && strchr(optarg, '=') && optarg[0] != '=') {
+        if (c == 'i') {
+            ra->interactive = true;
+        } else if (c == 'e' && strchr(optarg, '=') && optarg[0] != '=') {
             kiln_vec_push(&ra->env, optarg);
         } else if (c == 'e') {
             fprintf(stderr, "kiln run: --env `%s`: want K=V\n", optarg);
@@ -785,6 +789,7 @@ kiln_cmd_run(int argc, char **argv)
     ro.user = ra.user;
     ro.workdir = ra.workdir;
     ro.network_host = ra.network_host;
+    ro.interactive = ra.interactive;
     ret = kiln_cmd_open_engine(&e, o.root, &err);
     if (ret == 0)
         ret = kiln_engine_image_get(&img, e, argv[optind], &err);

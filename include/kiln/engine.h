@@ -301,12 +301,13 @@ typedef struct kiln_engine_run_opts {
     const char *user;              /* override User */
     const char *workdir;           /* override WorkingDir */
     bool network_host;             /* host network instead of none */
+    bool interactive;              /* the process reads the caller's stdin (else /dev/null) */
 } kiln_engine_run_opts;
 
 /**
  * Run img's entrypoint/cmd in a sandbox on a throwaway writable layer (removed afterwards), with
  * its Env, User and WorkingDir; output is copied to the caller's stdout/stderr as it arrives
- * (stdin is /dev/null: the executor has no stdin yet). `opts` may be NULL.
+ * (stdin is the caller's with opts->interactive, else /dev/null). `opts` may be NULL.
  * @param status  the process's exit code (128 + signal when killed)
  * @return 0 when the process ran (whatever its status); KILN_EINVAL (no command, unknown
  *         user), KILN_ESYS

@@ -221,6 +221,9 @@ expect_rc 1 "$KILN" pull --root "$S4" "$ADDR/kiln/missing:v1"
 nsnap=$(ls "$S/snapshots" | wc -l)
 [ "$(k run app cat /hello)" = hello ] || fail "run output"
 expect_rc 7 "$KILN" run --root "$S" app sh -c 'exit 7'
+# stdin: attached with -i (as docker run -i), /dev/null without
+[ "$(printf 'a\nb\nc\n' | "$KILN" run -i --root "$S" app wc -l)" = 3 ] || fail "run -i: stdin not attached"
+[ "$(printf 'a\nb\n' | "$KILN" run --root "$S" app wc -l)" = 0 ] || fail "run without -i read stdin"
 expect_rc 137 "$KILN" run --root "$S" app sh -c 'kill -9 $$'
 [ "$(k run --rm -e A=b -w /tmp -u nobody app sh -c 'echo $A $(pwd) $(id -u)')" = "b /tmp 65534" ] ||
     fail "run env/workdir/user"
