@@ -21,7 +21,6 @@
 #define KILN_LOG_DOMAIN "engine"
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -456,49 +455,22 @@ upper_fix_dir_times(kiln_cache_change_kind kind, const char *path, const char *f
     return 0;
 }
 
-/* Blob writer fed from a pipe on its own thread while kiln_layer_write fills the pipe. */
-typedef struct pump {
-    int fd;
-    kiln_cache_blob_writer *w;
-    kiln_error *err;
-} pump;
-
-static void *
-pump_run(void *arg)
+static int
+blob_emit(void *payload, const void *data, size_t len, kiln_error **err)
 {
-    pump *p = arg;
-    char buf[1 << 16];
-    ssize_t n;
-
-    while ((n = read(p->fd, buf, sizeof(buf))) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            kiln_error_errno(&p->err, errno, "read layer pipe");
-            break;
-        }
-        if (kiln_cache_blob_writer_write(p->w, buf, (size_t)n, &p->err) < 0)
-            break;
-    }
-    /* drain, so the writer side never blocks on a full pipe after an error */
-    while (p->err && (n = read(p->fd, buf, sizeof(buf))) != 0) {
-        if (n < 0 && errno != EINTR)
-            break;
-    }
-    return NULL;
+    return kiln_cache_blob_writer_write(payload, data, len, err);
 }
 
-/* kiln_layer_write of `dir` into a new content-store blob. */
+/* kiln_layer_write of `dir` straight into a new content-store blob: the store hashes the bytes
+ * (the blob digest) as it writes them, on the compressor's threads, while this thread reads the
+ * files and hashes the tar (the diffID). */
 static int
 write_layer_blob(kiln_layer_result *res, export_ctx *x, const char *dir, kiln_layer_mode mode,
                  kiln_error **err)
 {
     kiln_layer_opts lo = KILN_LAYER_OPTS_INIT;
     kiln_cache_blob_writer *w = NULL;
-    char digest[KILN_DIGEST_STRLEN + 1];
-    pump p = {.fd = -1};
-    pthread_t th;
-    int fds[2], ret;
+    int ret;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
     lo.mode = mode;
@@ -513,33 +485,16 @@ write_layer_blob(kiln_layer_result *res, export_ctx *x, const char *dir, kiln_la
     if (ret < 0)
         return ret;
     kiln_cache_blob_writer_set_lease(w, x->e->lease);
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        kiln_cache_blob_writer_free(w);
-        return kiln_error_errno(err, errno, "pipe");
-    }
-    p.fd = fds[0];
-    p.w = w;
-    if (pthread_create(&th, NULL, pump_run, &p) != 0) {
-        close(fds[0]);
-        close(fds[1]);
-        kiln_cache_blob_writer_free(w);
-        return kiln_error_set(err, KILN_ESYS, "start layer writer thread");
-    }
-    ret = kiln_layer_write(res, dir, fds[1], &lo, err);
-    close(fds[1]);
-    pthread_join(th, NULL);
-    close(fds[0]);
-    if (ret == 0 && p.err) {
-        ret = p.err->code;
-        kiln_error_move(err, &p.err);
-    }
-    kiln_error_free(&p.err);
+    ret = kiln_layer_write_emit(res, dir, blob_emit, w, &lo, err);
     if (ret == 0)
-        ret = kiln_cache_blob_writer_commit(w, res->media_type, digest, err);
+        ret = kiln_cache_blob_writer_commit(w, res->media_type, res->digest, err);
     kiln_cache_blob_writer_free(w);
-    if (ret == 0 && strcmp(digest, res->digest) != 0)
-        ret = kiln_error_set(err, KILN_EINTERNAL, "layer digest %s stored as %s", res->digest,
-                             digest);
+    if (ret == 0) {
+        /* the store hashed every byte it wrote: an archive export need not hash them again */
+        cleanup_free char *path = xasprintf("%s/blobs/sha256/%s", kiln_cache_root(x->e->cache),
+                                            res->digest + strlen("sha256:"));
+        kiln_export_note_verified(path, res->digest);
+    }
     return ret;
 }
 

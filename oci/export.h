@@ -45,8 +45,9 @@ typedef struct kiln_layer_opts {
     kiln_layer_time time;             /* timestamp policy */
     int64_t epoch;                    /* SOURCE_DATE_EPOCH for CLAMP/SET (>= 0) */
     /* gzip only. 0: one zlib stream on the calling thread. N > 0: the parallel block format
-     * (1 MiB blocks primed with the previous 32 KiB, as pigz) on N threads; its bytes are the
-     * same for every N > 0 but differ from the N = 0 stream, so pick one setting per cache. */
+     * (1 MiB blocks primed with the previous 32 KiB, as pigz; blocks that look incompressible
+     * stored, not deflated) on N threads; its bytes are the same for every N > 0 but differ from
+     * the N = 0 stream, so pick one setting per cache. */
     unsigned gzip_threads;
 } kiln_layer_opts;
 
@@ -75,6 +76,16 @@ typedef struct kiln_layer_result {
  * fd may hold a partial blob. */
 int kiln_layer_write(kiln_layer_result *out, const char *dir, int fd, const kiln_layer_opts *opts,
                      kiln_error **err);
+
+/* Receives a blob's bytes in order. Returns 0 or a negative kiln_errcode with *err set. */
+typedef int (*kiln_layer_emit_fn)(void *payload, const void *data, size_t len, kiln_error **err);
+
+/* kiln_layer_write, but the blob goes to `emit` instead of an fd, for a receiver that hashes what
+ * it stores (a content store): out->digest is left "" (the diffID, sizes and media type are
+ * filled). emit is called one call at a time and in order, but with gzip_threads > 0 from the
+ * compressor's threads. A failure of emit stops the write and is returned (wrapped). */
+int kiln_layer_write_emit(kiln_layer_result *out, const char *dir, kiln_layer_emit_fn emit,
+                          void *payload, const kiln_layer_opts *opts, kiln_error **err);
 
 /* A descriptor for a written layer (media type, digest, size), with the annotation
  * "containerd.io/uncompressed" = diffID as BuildKit writes it. *out owned by the caller. */
@@ -125,12 +136,21 @@ int kiln_export_image_finalize(kiln_export_image *img, kiln_export_media media, 
 
 /* ---- exporters ------------------------------------------------------------------------------ */
 
+/* Remember that the file at `path` holds exactly the blob `digest` because the caller has just
+ * written it and hashed what it wrote (a content-store commit). The tar exporters then skip
+ * hashing that blob again while the file is unchanged: same device, inode, size, mtime and ctime
+ * (any write, truncation or chmod moves ctime), as git's index trusts unchanged stat data.
+ * Process-wide and thread-safe; keeps the last few notes. A file that cannot be stat'ed is not
+ * noted. */
+void kiln_export_note_verified(const char *path, const char *digest);
+
 /* Write the finalized image as an OCI image layout tar (oci-layout, index.json, blobs/sha256/...)
  * to fd. `names` is a NULL-terminated list of image references (may be NULL): each becomes one
  * index.json entry annotated with io.containerd.image.name (full normalised name) and
  * org.opencontainers.image.ref.name (the tag, or the full name for a digest-only reference).
  * Every tar entry has owner 0:0 and mtime `mtime`. Layer blobs are checked against their size
- * and digest as they stream (on a mismatch the output is left incomplete).
+ * and digest as they stream (on a mismatch the output is left incomplete), except the digest of
+ * an unchanged blob noted with kiln_export_note_verified.
  * Errors: KILN_EINVAL (bad name, image not finalized), KILN_EDIGEST (blob size/digest differs),
  * KILN_ENOTFOUND (blob missing), KILN_ESYS. */
 int kiln_export_oci_tar(const kiln_export_image *img, const char *const *names, int64_t mtime,

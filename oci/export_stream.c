@@ -2,15 +2,18 @@
  * export_stream.c: the byte pipeline under every tar kiln writes. A sink hashes what it is given
  * (the diffID of a layer), compresses it with zlib (gzip wrapper) or zstd, hashes the compressed
  * bytes (the blob digest) and writes them to a file descriptor, never seeking, so the output may be
- * a pipe. gzip output is deterministic: zlib's default gzip header has mtime 0, no file name and a
- * fixed OS byte. zstd runs single-threaded, which is deterministic for a given level. With
- * gzip threads the sink hands the bytes to the parallel block compressor (export_pgzip.c).
+ * a pipe, or hands them to a callback (a content-store writer, which hashes them itself). gzip
+ * output is deterministic: zlib's default gzip header has mtime 0, no file name and a fixed OS
+ * byte. zstd runs single-threaded, which is deterministic for a given level. With gzip threads
+ * the sink hands the bytes to the parallel block compressor (export_pgzip.c).
  *
  * The tar writer is libarchive's restricted pax format: plain ustar headers unless a field needs a
  * pax record (long names, xattrs, big ids). Entries are built field by field by the callers (never
  * from a struct stat), so no atime/ctime/uname record ever varies between runs; pax header names
  * have no pid in them ("PaxHeader/<name>"), and xattrs are written as SCHILY.xattr only, as Go's
- * archive/tar (BuildKit, containerd) writes them.
+ * archive/tar (BuildKit, containerd) writes them. libarchive runs unblocked: each of its writes
+ * goes straight to the sink (the bytes are those of 10 KiB blocking with a last block of 1 byte),
+ * which lets an uncompressed archive copy a file's data in the kernel (tar_copy_file).
  *
  * libarchive converts names from the current locale to UTF-8 for pax records. The process locale
  * is usually "C", where any non-ASCII byte fails that conversion; so headers are written under a
@@ -20,6 +23,8 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <locale.h>
+#include <pthread.h>
+#include <sys/sendfile.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -31,7 +36,7 @@
 #include "base/fs.h"
 
 #define SINK_BUF (128u << 10)
-#define COPY_BUF (128u << 10)
+#define COPY_BUF (1u << 20)
 
 static int
 sink_emit(kiln_oci__sink *s, const void *data, size_t len, kiln_error **err)
@@ -40,9 +45,12 @@ sink_emit(kiln_oci__sink *s, const void *data, size_t len, kiln_error **err)
 
     if (len == 0)
         return 0;
-    if (s->hash)
+    if (s->out_sha)
         kiln_sha256_ctx_update(s->out_sha, data, len);
-    ret = kiln_fd_write_all(s->fd, data, len, err);
+    if (s->dest.emit)
+        ret = s->dest.emit(s->dest.payload, data, len, err);
+    else
+        ret = kiln_fd_write_all(s->dest.fd, data, len, err);
     if (ret < 0)
         return kiln_error_wrap(err, "write blob");
     s->out_bytes += (int64_t)len;
@@ -99,19 +107,18 @@ zstd_init(kiln_oci__sink *s, int level, kiln_error **err)
 
 /* kiln_oci__sink_init: see export_internal.h. */
 int
-kiln_oci__sink_init(kiln_oci__sink *s, int fd, kiln_oci_compression c, int level,
-                    unsigned gzip_threads, bool hash, kiln_error **err)
+kiln_oci__sink_init(kiln_oci__sink *s, const kiln_oci__dest *dest, kiln_oci_compression c,
+                    int level, unsigned gzip_threads, unsigned hash, kiln_error **err)
 {
     int ret = 0;
 
     memset(s, 0, sizeof(*s));
-    s->fd = fd;
+    s->dest = *dest;
     s->compression = c;
-    s->hash = hash;
-    if (hash) {
+    if (hash & KILN_OCI__HASH_IN)
         kiln_sha256_ctx_new(&s->in_sha);
+    if (hash & KILN_OCI__HASH_OUT)
         kiln_sha256_ctx_new(&s->out_sha);
-    }
     switch (c) {
     case KILN_OCI_COMP_NONE:
         break;
@@ -182,7 +189,7 @@ kiln_oci__sink_write(kiln_oci__sink *s, const void *data, size_t len, kiln_error
 {
     const unsigned char *p = data;
 
-    if (s->hash)
+    if (s->in_sha)
         kiln_sha256_ctx_update(s->in_sha, data, len);
     s->in_bytes += (int64_t)len;
     while (len > 0) {
@@ -220,13 +227,17 @@ kiln_oci__sink_finish(kiln_oci__sink *s, char *diff_id, char *digest, kiln_error
         ret = zstd_step(s, NULL, 0, ZSTD_e_end, err);
     if (ret < 0)
         return ret;
-    if (s->hash && diff_id) {
+    if (diff_id && s->in_sha) {
         kiln_sha256_ctx_final(s->in_sha, &d);
         kiln_digest_format(diff_id, &d);
+    } else if (diff_id) {
+        diff_id[0] = 0;
     }
-    if (s->hash && digest) {
+    if (digest && s->out_sha) {
         kiln_sha256_ctx_final(s->out_sha, &d);
         kiln_digest_format(digest, &d);
+    } else if (digest) {
+        digest[0] = 0;
     }
     return 0;
 }
@@ -264,6 +275,14 @@ tar_write_cb(struct archive *a, void *payload, const void *data, size_t len)
     (void)a;
     if (s->err)
         return -1;
+    if (s->skip > 0) { /* the NULs libarchive pads data with that tar_copy_file already wrote */
+        size_t n = (uint64_t)len < s->skip ? len : (size_t)s->skip;
+
+        s->skip -= n;
+        if (n < len && kiln_oci__sink_write(s, (const char *)data + n, len - n, &s->err) < 0)
+            return -1;
+        return (la_ssize_t)len;
+    }
     if (kiln_oci__sink_write(s, data, len, &s->err) < 0)
         return -1;
     return (la_ssize_t)len;
@@ -285,22 +304,24 @@ tar_error(kiln_oci__tar *t, kiln_error **err, const char *what)
 
 /* kiln_oci__tar_open: see export_internal.h. */
 int
-kiln_oci__tar_open(kiln_oci__tar *t, int fd, kiln_oci_compression c, int level,
-                   unsigned gzip_threads, bool hash, kiln_error **err)
+kiln_oci__tar_open(kiln_oci__tar *t, const kiln_oci__dest *dest, kiln_oci_compression c, int level,
+                   unsigned gzip_threads, unsigned hash, kiln_error **err)
 {
     int ret;
 
     memset(t, 0, sizeof(*t));
     /* Without C.UTF-8 (very old libc) non-ASCII names fall back to raw bytes, see above. */
     t->utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-    ret = kiln_oci__sink_init(&t->sink, fd, c, level, gzip_threads, hash, err);
+    ret = kiln_oci__sink_init(&t->sink, dest, c, level, gzip_threads, hash, err);
     if (ret < 0)
         return ret;
     t->a = archive_write_new();
     kiln_assert(t->a != NULL);
     if (archive_write_set_format_pax_restricted(t->a) != ARCHIVE_OK ||
         archive_write_set_format_option(t->a, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK ||
-        archive_write_set_bytes_per_block(t->a, 10240) != ARCHIVE_OK ||
+        /* unblocked: libarchive hands every write straight to the sink (no copy through a 10 KiB
+         * block buffer); the bytes are those of blocking with a last block of 1 */
+        archive_write_set_bytes_per_block(t->a, 0) != ARCHIVE_OK ||
         archive_write_set_bytes_in_last_block(t->a, 1) != ARCHIVE_OK)
         return tar_error(t, err, "configure tar writer");
     if (archive_write_open2(t->a, &t->sink, NULL, tar_write_cb, NULL, NULL) != ARCHIVE_OK)
@@ -390,6 +411,128 @@ stream_file(kiln_oci__tar *t, int fd, int64_t size, kiln_sha256_ctx *c, const ch
     return 0;
 }
 
+/* Hashes `size` bytes of a file from `off` with pread on a thread of its own, beside the copy. */
+typedef struct hasher {
+    int fd;
+    off_t off;
+    int64_t size;
+    kiln_sha256_ctx *c;
+    int64_t got;  /* bytes hashed; < size when the file ended first */
+    int read_err; /* errno of a failed read, or 0 */
+} hasher;
+
+static void *
+hasher_run(void *arg)
+{
+    hasher *h = arg;
+    char *buf = xmalloc(COPY_BUF);
+
+    while (h->got < h->size) {
+        size_t want = h->size - h->got < COPY_BUF ? (size_t)(h->size - h->got) : COPY_BUF;
+        ssize_t n = pread(h->fd, buf, want, h->off + h->got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            h->read_err = errno;
+        if (n <= 0)
+            break;
+        kiln_sha256_ctx_update(h->c, buf, (size_t)n);
+        h->got += n;
+    }
+    free(buf);
+    return NULL;
+}
+
+/* Copy `size` bytes of fd from `off` to out: sendfile (one copy, in the kernel), or pread and
+ * write where sendfile cannot. *copied says how far it got. */
+static int
+copy_range(int out, int fd, off_t off, int64_t size, int64_t *copied, const char *what,
+           kiln_error **err)
+{
+    cleanup_free char *buf = NULL;
+    bool plain = false;
+
+    *copied = 0;
+    while (*copied < size) {
+        size_t want = size - *copied < (1 << 30) ? (size_t)(size - *copied) : (1u << 30);
+        off_t pos = off + *copied;
+        ssize_t n;
+
+        if (!plain) {
+            n = sendfile(out, fd, &pos, want);
+            if (n < 0 && (errno == EINVAL || errno == ENOSYS) && *copied == 0) {
+                plain = true;
+                continue;
+            }
+        } else {
+            if (!buf)
+                buf = xmalloc(COPY_BUF);
+            n = pread(fd, buf, want < COPY_BUF ? want : COPY_BUF, pos);
+            if (n > 0 && kiln_fd_write_all(out, buf, (size_t)n, err) < 0)
+                return kiln_error_wrap(err, "write blob");
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return kiln_error_errno(err, errno, "copy `%s`", what);
+        if (n == 0)
+            return kiln_error_set(err, KILN_EDIGEST, "`%s` shrank while being archived", what);
+        *copied += n;
+    }
+    return 0;
+}
+
+/* The current entry's data straight from fd to the output fd, around libarchive: the header is
+ * out already (the writer is unblocked), the data is copied in the kernel while a thread hashes
+ * the file, and libarchive's NUL padding of the data it did not see is dropped (sink.skip), so
+ * only its block padding goes out. For an uncompressed, unhashed sink writing to an fd. */
+static int
+tar_copy_file(kiln_oci__tar *t, int fd, int64_t size, const char *digest, const char *what,
+              kiln_error **err)
+{
+    hasher h = {.fd = fd, .size = size};
+    bool threaded = false;
+    pthread_t th;
+    int64_t copied = 0;
+    char extra;
+    int ret;
+
+    h.off = lseek(fd, 0, SEEK_CUR);
+    if (h.off < 0)
+        return kiln_error_errno(err, errno, "seek `%s`", what);
+    if (digest) {
+        kiln_sha256_ctx_new(&h.c);
+        threaded = pthread_create(&th, NULL, hasher_run, &h) == 0;
+    }
+    ret = copy_range(t->sink.dest.fd, fd, h.off, size, &copied, what, err);
+    t->sink.in_bytes += copied;
+    t->sink.out_bytes += copied;
+    if (ret == 0 && pread(fd, &extra, 1, h.off + size) == 1)
+        ret = kiln_error_set(err, KILN_EDIGEST, "`%s` grew while being archived", what);
+    if (threaded)
+        pthread_join(th, NULL);
+    else if (ret == 0 && digest) /* no thread: hash here, after the copy */
+        hasher_run(&h);
+    if (ret == 0 && h.read_err)
+        ret = kiln_error_errno(err, h.read_err, "read `%s`", what);
+    if (ret == 0 && digest && h.got != size)
+        ret = kiln_error_set(err, KILN_EDIGEST, "`%s` shrank while being archived", what);
+    if (ret == 0 && digest)
+        ret = check_digest(h.c, digest, what, err);
+    if (h.c)
+        kiln_sha256_ctx_free(h.c);
+    if (ret < 0)
+        return ret;
+    t->sink.skip = (uint64_t)size;
+    if (archive_write_finish_entry(t->a) != ARCHIVE_OK)
+        return tar_error(t, err, "finish tar entry");
+    if (t->sink.skip != 0)
+        return kiln_error_set(err, KILN_EINTERNAL, "tar entry `%s`: libarchive padding changed",
+                              what);
+    return 0;
+}
+
 /* kiln_oci__tar_file_data: see export_internal.h. */
 int
 kiln_oci__tar_file_data(kiln_oci__tar *t, int fd, int64_t size, const char *digest,
@@ -398,6 +541,9 @@ kiln_oci__tar_file_data(kiln_oci__tar *t, int fd, int64_t size, const char *dige
     kiln_sha256_ctx *c = NULL;
     int ret;
 
+    if (t->sink.compression == KILN_OCI_COMP_NONE && !t->sink.dest.emit && !t->sink.in_sha &&
+        !t->sink.out_sha && size > 0)
+        return tar_copy_file(t, fd, size, digest, what, err);
     if (digest)
         kiln_sha256_ctx_new(&c);
     ret = stream_file(t, fd, size, c, what, err);

@@ -371,10 +371,10 @@ free_str(void *p)
     free(p);
 }
 
-/* kiln_layer_write: see export.h. */
-int
-kiln_layer_write(kiln_layer_result *out, const char *dir, int fd, const kiln_layer_opts *opts,
-                 kiln_error **err)
+/* The body of both kiln_layer_write variants: dest and what to hash differ. */
+static int
+layer_write(kiln_layer_result *out, const char *dir, const kiln_oci__dest *dest, unsigned hash,
+            const kiln_layer_opts *opts, kiln_error **err)
 {
     walk w = {.opts = opts};
     kiln_layer_result r = {0};
@@ -387,7 +387,7 @@ kiln_layer_write(kiln_layer_result *out, const char *dir, int fd, const kiln_lay
         return kiln_error_set(err, KILN_ENOTFOUND, "layer source `%s` is not a directory", dir);
     root = kiln_path_clean(dir);
     kiln_map_init(&w.links);
-    ret = kiln_oci__tar_open(&w.tar, fd, opts->compression, opts->level, opts->gzip_threads, true,
+    ret = kiln_oci__tar_open(&w.tar, dest, opts->compression, opts->level, opts->gzip_threads, hash,
                              err);
     if (ret == 0)
         ret = walk_dir(&w, root, "", err);
@@ -404,6 +404,26 @@ kiln_layer_write(kiln_layer_result *out, const char *dir, int fd, const kiln_lay
     if (ret < 0)
         return kiln_error_wrap(err, "write layer from `%s`", dir);
     return 0;
+}
+
+/* kiln_layer_write: see export.h. */
+int
+kiln_layer_write(kiln_layer_result *out, const char *dir, int fd, const kiln_layer_opts *opts,
+                 kiln_error **err)
+{
+    kiln_oci__dest dest = {.fd = fd};
+
+    return layer_write(out, dir, &dest, KILN_OCI__HASH_IN | KILN_OCI__HASH_OUT, opts, err);
+}
+
+/* kiln_layer_write_emit: see export.h. */
+int
+kiln_layer_write_emit(kiln_layer_result *out, const char *dir, kiln_layer_emit_fn emit,
+                      void *payload, const kiln_layer_opts *opts, kiln_error **err)
+{
+    kiln_oci__dest dest = {.fd = -1, .emit = emit, .payload = payload};
+
+    return layer_write(out, dir, &dest, KILN_OCI__HASH_IN, opts, err);
 }
 
 /* kiln_layer_descriptor: see export.h. */
