@@ -11,6 +11,8 @@
  * by name from the destination's /etc/passwd and /etc/group, timestamp), and ADD's archive rule
  * (attemptUnpackDockerCompatibility: tar, tar.gz and tar.zst files are extracted, with the layer
  * applier's path safety). Symbolic modes (modeStr) and bzip2/xz archives are not supported yet.
+ * A plain COPY of a directory (the op's last action, one source, no owner, mode or time to set)
+ * hardlinks the source snapshot's files into the new layer instead of copying them (link_target).
  *
  * Cache map: an input only read by copies is keyed by the content of the copied paths (the
  * newline-joined sources are its selector), so a COPY whose files did not change stays cached.
@@ -38,6 +40,7 @@ typedef struct file_run {
     size_t n_inputs;
     kiln_solver_result *const *inputs;
     engine_rw w;
+    bool last; /* running the op's last action: nothing reads the tree through overlay after it */
 } file_run;
 
 /* ---- owners, modes, times ------------------------------------------------------------------- */
@@ -301,12 +304,50 @@ meta_apply_list(const meta_apply *m, const char *target, const kiln_ctx_list *l,
     return ret;
 }
 
+typedef struct copy_job {
+    const Pb__FileActionCopy *a;
+    meta_apply m;
+    const char *root; /* destination tree */
+    char *dest;       /* destination, cleaned, snapshot-absolute; owned */
+    bool dest_is_dir; /* sources go below dest */
+    /* files may be hardlinked from the source instead of copied (see link_target) */
+    const char *upper; /* the writable snapshot's upper dir, or NULL */
+    bool src_linkable; /* the source view is a plain directory on the upper's file system */
+} copy_job;
+
+/* Where a directory copy may hardlink its files instead of copying them: both snapshots are
+ * immutable once committed, so a plain COPY (no --chown, --chmod or timestamp, which would change
+ * the shared inodes) of a directory from a single-directory source view links each file into the
+ * destination's upper dir, written there directly (overlay's own copy-up of the destination dir is
+ * forced first through the merged tree), which is what the copy through overlay would have left
+ * there. Returns the upper-dir path of `target` (owned), or NULL to copy. */
+static char *
+link_target(const copy_job *j, const char *target)
+{
+    const char *rel;
+    struct stat st;
+
+    if (!j->upper || !j->src_linkable || j->m.uid >= 0 || j->m.gid >= 0 || j->m.mode >= 0 ||
+        j->m.ts >= 0 || !kiln_str_has_prefix(target, j->root))
+        return NULL;
+    rel = target + strlen(j->root);
+    if (*rel && *rel != '/')
+        return NULL;
+    if (strcmp(j->root, j->upper) == 0) /* the tree is the upper dir itself (no overlay) */
+        return xstrdup(target);
+    /* a no-op chown through overlay copies the directory (and its parents) up */
+    if (lstat(target, &st) < 0 || !S_ISDIR(st.st_mode) || lchown(target, st.st_uid, st.st_gid) < 0)
+        return NULL;
+    return xasprintf("%s%s", j->upper, rel);
+}
+
 /* Copy directory src to target (contents: into target itself), with the include/exclude
  * patterns of the action. */
 static int
-copy_dir(const char *src, const char *target, bool contents, const Pb__FileActionCopy *a,
-         const meta_apply *m, kiln_error **err)
+copy_dir(const copy_job *j, const char *src, const char *target, bool contents,
+         const Pb__FileActionCopy *a, const meta_apply *m, kiln_error **err)
 {
+    cleanup_free char *linked = NULL;
     kiln_ignore *inc = NULL, *exc = NULL;
     kiln_ctx_list *l = NULL;
     kiln_ctx_opts o = {0};
@@ -333,9 +374,12 @@ copy_dir(const char *src, const char *target, bool contents, const Pb__FileActio
             ret = meta_apply_path(m, target, err);
     }
     if (ret == 0)
-        ret = kiln_ctx_copy(l, src, target,
+        linked = link_target(j, target);
+    if (ret == 0)
+        ret = kiln_ctx_copy(l, src, linked ? linked : target,
                             (m->uid < 0 && m->gid < 0 ? KILN_CTX_COPY_OWNER : 0) |
-                                    KILN_CTX_COPY_XATTRS | KILN_CTX_COPY_HARDLINKS,
+                                    KILN_CTX_COPY_XATTRS | KILN_CTX_COPY_HARDLINKS |
+                                    (linked ? KILN_CTX_COPY_LINK : 0),
                             err);
     if (ret == 0)
         ret = meta_apply_list(m, target, l, err);
@@ -344,14 +388,6 @@ copy_dir(const char *src, const char *target, bool contents, const Pb__FileActio
     kiln_ignore_free(exc);
     return ret;
 }
-
-typedef struct copy_job {
-    const Pb__FileActionCopy *a;
-    meta_apply m;
-    const char *root; /* destination tree */
-    char *dest;       /* destination, cleaned, snapshot-absolute; owned */
-    bool dest_is_dir; /* sources go below dest */
-} copy_job;
 
 /* ADD's archive rule: a regular file that is a tar (plain, gzip or zstd; found by its magic
  * bytes) is extracted into the destination directory instead of copied. */
@@ -425,7 +461,7 @@ copy_one(copy_job *j, const char *src, const char *base, kiln_error **err)
     if (!contents && lstat(target, &tst) == 0 && !S_ISDIR(tst.st_mode) && unlink(target) < 0)
         return kiln_error_errno(err, errno, "replace `%s`", rel);
     if (S_ISDIR(st.st_mode))
-        return copy_dir(src, target, contents, j->a, &j->m, err);
+        return copy_dir(j, src, target, contents, j->a, &j->m, err);
     if (lstat(target, &tst) == 0 && S_ISDIR(tst.st_mode))
         return kiln_error_set(err, KILN_EEXISTS, "copy to `%s`: a directory is in the way", rel);
     ret = kiln_fs_copy_tree(src, target,
@@ -460,6 +496,24 @@ copy_sources(kiln_vec *out, const char *root, const Pb__FileActionCopy *a, kiln_
     return 0;
 }
 
+/* Allow copy_dir to link files (link_target) when the source and the upper dir share a file
+ * system. j->upper is owned by the caller afterwards (freed with the job). */
+static void
+link_setup(copy_job *j, const file_run *r, const char *src_root)
+{
+    kiln_cache_mounts m = {0};
+    kiln_error *tmp = NULL;
+    struct stat a, b;
+
+    if (kiln_cache_snapshot_mounts(&m, r->e->cache, r->w.id, &tmp) == 0 && m.upper &&
+        stat(m.upper, &a) == 0 && stat(src_root, &b) == 0 && a.st_dev == b.st_dev) {
+        j->upper = xstrdup(m.upper);
+        j->src_linkable = true;
+    }
+    kiln_error_free(&tmp);
+    kiln_cache_mounts_dispose(&m);
+}
+
 static int
 do_copy(file_run *r, const Pb__FileAction *fa, kiln_error **err)
 {
@@ -491,6 +545,8 @@ do_copy(file_run *r, const Pb__FileAction *fa, kiln_error **err)
         ret = kiln_path_resolve_in_root(&dfull, r->w.path, j.dest, 0, err);
     j.dest_is_dir =
             kiln_str_has_suffix(a->dest, "/") || srcs.len > 1 || (dfull && kiln_fs_is_dir(dfull));
+    if (ret == 0 && r->last && srcs.len == 1 && !view.mounted && !view.temp)
+        link_setup(&j, r, view.path);
     kiln_vec_foreach(&srcs, i, s) {
         cleanup_free char *base = kiln_path_base(glob ? s : a->src);
         if (ret == 0)
@@ -499,6 +555,7 @@ do_copy(file_run *r, const Pb__FileAction *fa, kiln_error **err)
     kiln_strvec_dispose(&srcs);
     engine_view_close(&view);
     free(j.dest);
+    free((char *)j.upper);
     return ret;
 }
 
@@ -554,6 +611,7 @@ engine_file_exec(kiln_solver_result **out, const engine_op *eop, kiln_solver_res
     if (ret == 0)
         ret = engine_rw_open(&r.w, r.e, base, err);
     for (size_t i = 0; ret == 0 && i < r.f->n_actions; i++) {
+        r.last = i + 1 == r.f->n_actions;
         ret = run_action(&r, r.f->actions[i], err);
         if (ret < 0)
             kiln_error_wrap(err, "file action %zu", i);

@@ -96,6 +96,10 @@ enum {
     KILN_CTX_COPY_OWNER = 1 << 0,     /* chown to the entry's uid/gid (needs root) */
     KILN_CTX_COPY_XATTRS = 1 << 1,    /* set the recorded xattrs */
     KILN_CTX_COPY_HARDLINKS = 1 << 2, /* recreate hardlinks between listed files */
+    /* hardlink regular files to the source's instead of copying them (both trees immutable and
+     * on one file system: a COPY between snapshots); a file whose link fails is copied. A linked
+     * file has the source's owner, mode, times and xattrs already: none is applied to it. */
+    KILN_CTX_COPY_LINK = 1 << 3,
 };
 
 /* Copy the listed entries from src_root into dst (created if missing; existing content is merged,

@@ -87,13 +87,40 @@ create_file(int srcfd, int pfd, const char *name, const kiln_ctx_entry *e, kiln_
     return copy_fd(in, out, e->path, err);
 }
 
+/* KILN_CTX_COPY_LINK: link the source file itself (opened in the root, never through a symlink).
+ * Returns 1 when linked, 0 when the caller should copy it instead. */
+static int
+link_file(int srcfd, int pfd, const char *name, const kiln_ctx_entry *e)
+{
+    kiln_error *tmp = NULL;
+    cleanup_close int in =
+            kiln_path_open_in_root(srcfd, e->path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0, &tmp);
+    struct stat st;
+
+    kiln_error_free(&tmp);
+    if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
+        return 0;
+    if (linkat(in, "", pfd, name, AT_EMPTY_PATH) == 0)
+        return 1;
+    if (errno == ENOENT || errno == EPERM) { /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH */
+        char proc[64];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in);
+        return linkat(AT_FDCWD, proc, pfd, name, AT_SYMLINK_FOLLOW) == 0 ? 1 : 0;
+    }
+    return 0;
+}
+
 static int
 create_node(int srcfd, int pfd, const char *name, const kiln_ctx_entry *e, kiln_map *links,
-            unsigned flags, const char **link_to, kiln_error **err)
+            unsigned flags, const char **link_to, bool *linked, kiln_error **err)
 {
     int rc = clear_slot(pfd, name, e->path, S_ISDIR(e->mode), err);
     if (rc < 0 || rc == 1)
         return rc < 0 ? rc : 0;
+    if (S_ISREG(e->mode) && (flags & KILN_CTX_COPY_LINK) && link_file(srcfd, pfd, name, e)) {
+        *linked = true;
+        return 0;
+    }
     if (S_ISDIR(e->mode)) {
         if (mkdirat(pfd, name, 0700) < 0)
             return kiln_error_errno(err, errno, "mkdir `%s`", e->path);
@@ -166,10 +193,13 @@ copy_entry(int srcfd, int dstfd, const kiln_ctx_entry *e, kiln_map *links, unsig
     cleanup_free char *name = NULL;
     cleanup_close int pfd = open_parent(dstfd, e->path, &name, err);
     const char *first = NULL;
+    bool linked = false;
     int rc;
     if (pfd < 0)
         return pfd;
-    rc = create_node(srcfd, pfd, name, e, links, flags, &first, err);
+    rc = create_node(srcfd, pfd, name, e, links, flags, &first, &linked, err);
+    if (rc == 0 && linked)
+        return 0;
     if (rc == 0 && first) {
         if (linkat(dstfd, first, pfd, name, 0) < 0)
             return kiln_error_errno(err, errno, "hardlink `%s` to `%s`", e->path, first);

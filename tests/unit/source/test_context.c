@@ -252,6 +252,41 @@ test_source_context__copy(void **state)
     test_rm_rf(dst_parent);
 }
 
+/* KILN_CTX_COPY_LINK: regular files become hardlinks of the source's (same inode, so the same
+ * owner, mode, times), everything else is copied, and the copy walks to the same digest */
+static void
+test_source_context__copy_link(void **state)
+{
+    const char *root = *state;
+    cleanup_free char *dst_parent = test_mkdtemp();
+    cleanup_free char *dst = kiln_path_join(dst_parent, "out");
+    cleanup_free char *src_main = kiln_path_join(root, "src/main.c");
+    cleanup_free char *dst_main = kiln_path_join(dst, "src/main.c");
+    cleanup_free char *dst_link = kiln_path_join(dst, "src/link");
+    kiln_ctx_list *l = walk(root, "node_modules\nbuild\n", NULL, NULL);
+    kiln_ctx_list *again;
+    kiln_error *err = NULL;
+    struct stat a, b;
+
+    if (kiln_ctx_copy(l, root, dst, KILN_CTX_COPY_OWNER | KILN_CTX_COPY_XATTRS | KILN_CTX_COPY_LINK,
+                      &err) < 0)
+        fail_msg("copy: %s", err->msg);
+    assert_int_equal(stat(src_main, &a), 0);
+    assert_int_equal(stat(dst_main, &b), 0);
+    assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+    assert_int_equal(b.st_nlink, 2);
+    assert_int_equal(lstat(dst_link, &b), 0); /* a symlink is recreated, not linked */
+    assert_true(S_ISLNK(b.st_mode));
+    assert_false(test_exists(dst, "node_modules"));
+    again = walk(dst, NULL, NULL, NULL);
+    assert_memory_equal(&again->root_digest, &l->root_digest, sizeof(kiln_xxh128));
+    kiln_ctx_list_free(again);
+    kiln_ctx_list_free(l);
+    test_rm_rf(dst_parent);
+    assert_int_equal(stat(src_main, &a), 0);
+    assert_int_equal(a.st_nlink, 1);
+}
+
 static void
 test_source_context__xattrs(void **state)
 {
@@ -411,6 +446,8 @@ test_source_run_context(void)
             cmocka_unit_test_setup_teardown(test_source_context__stat_cache_xattrs, setup_tree,
                                             teardown_tree),
             cmocka_unit_test_setup_teardown(test_source_context__wide_dir, setup_tree,
+                                            teardown_tree),
+            cmocka_unit_test_setup_teardown(test_source_context__copy_link, setup_tree,
                                             teardown_tree),
             cmocka_unit_test_setup_teardown(test_source_context__errors, setup_tree, teardown_tree),
     };
