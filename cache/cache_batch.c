@@ -16,6 +16,7 @@
 struct kiln_cache_checksum_batch {
     kiln_cache *c;
     MDB_txn *rt;      /* read transaction, from the first lookup until commit or free */
+    MDB_cursor *cur;  /* on rt: lookups in key order (a walk's) mostly stay on its leaf page */
     kiln_map pending; /* stored key -> pending_value * */
 };
 
@@ -25,15 +26,18 @@ typedef struct pending_value {
 } pending_value;
 
 /* The key as the checksum table stores it: as given up to 400 bytes, else its SHA-256 (the same
- * rule as cache_tables.c, so batched and single calls find each other's rows). Owned. */
-static char *
-stored_key(const char *key)
+ * rule as cache_tables.c, so batched and single calls find each other's rows), put in *owned
+ * (freed by the caller). */
+static const char *
+stored_key(char **owned, const char *key)
 {
     kiln_sha256 sum;
+    *owned = NULL;
     if (strlen(key) <= 400)
-        return xstrdup(key);
+        return key;
     kiln_sha256_buf(&sum, key, strlen(key));
-    return kiln_digest_str(&sum);
+    *owned = kiln_digest_str(&sum);
+    return *owned;
 }
 
 void
@@ -48,6 +52,9 @@ kiln_cache_checksum_batch_new(kiln_cache_checksum_batch **out, kiln_cache *c)
 static void
 end_read(kiln_cache_checksum_batch *b)
 {
+    if (b->cur)
+        mdb_cursor_close(b->cur);
+    b->cur = NULL;
     if (b->rt)
         mdb_txn_abort(b->rt);
     b->rt = NULL;
@@ -74,9 +81,11 @@ int
 kiln_cache_checksum_batch_get(bool *found, void *buf, size_t *len, kiln_cache_checksum_batch *b,
                               const char *key, kiln_error **err)
 {
-    cleanup_free char *k = stored_key(key);
-    const pending_value *p = kiln_map_get(&b->pending, k);
-    MDB_val mk = {strlen(k), k}, v;
+    cleanup_free char *owned = NULL;
+    const char *k = stored_key(&owned, key);
+    /* a warm rescan queues nothing: no need to hash the key for the map */
+    const pending_value *p = b->pending.len ? kiln_map_get(&b->pending, k) : NULL;
+    MDB_val mk = {strlen(k), (void *)k}, v;
     int rc;
     *found = false;
     if (p) {
@@ -90,8 +99,15 @@ kiln_cache_checksum_batch_get(bool *found, void *buf, size_t *len, kiln_cache_ch
         rc = kiln_cache__txn_begin(&b->rt, b->c, false, err);
         if (rc < 0)
             return rc;
+        rc = mdb_cursor_open(b->rt, b->c->dbi[CACHE_DB_CHECKSUMS], &b->cur);
+        if (rc != 0) {
+            end_read(b);
+            return kiln_error_from_mdb(err, rc, "open checksum cursor");
+        }
     }
-    rc = mdb_get(b->rt, b->c->dbi[CACHE_DB_CHECKSUMS], &mk, &v);
+    /* a positioned cursor first looks at its own leaf page (LMDB's mdb_cursor_set), so keys
+     * looked up in order skip the descent from the root that mdb_get makes every time */
+    rc = mdb_cursor_get(b->cur, &mk, &v, MDB_SET);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
@@ -105,7 +121,8 @@ void
 kiln_cache_checksum_batch_put(kiln_cache_checksum_batch *b, const char *key, const void *value,
                               size_t len)
 {
-    cleanup_free char *k = stored_key(key);
+    cleanup_free char *owned = NULL;
+    const char *k = stored_key(&owned, key);
     pending_value *p = xmalloc(sizeof(*p) + (len ? len : 1));
     p->len = len;
     if (len)

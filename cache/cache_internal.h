@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -24,6 +25,8 @@ typedef enum cache_db {
     CACHE_DB_COUNT,
 } cache_db;
 
+#define CACHE_SPARE_READERS 4
+
 struct kiln_cache {
     char *root;
     MDB_env *env;
@@ -31,6 +34,11 @@ struct kiln_cache {
     int lock_fd;  /* flock(LOCK_SH) held while open; LOCK_EX while sweeping */
     bool overlay; /* snapshotter */
     unsigned max_depth;
+    /* Reset read-only transactions kept for kiln_cache__read_begin: renewing one skips the
+     * allocation and the reader-table lock of a new one (a lookup per file of a build context). */
+    pthread_mutex_t spare_lock;
+    MDB_txn *spare[CACHE_SPARE_READERS];
+    size_t nspare;
 };
 
 /* A decoded snapshot record. */
@@ -59,6 +67,10 @@ void kiln_cache__txn_abort(MDB_txn **t);
 #define cleanup_mdb_txn __attribute__((cleanup(kiln_cache__txn_abort)))
 
 int kiln_cache__txn_begin(MDB_txn **out, kiln_cache *c, bool write, kiln_error **err);
+/* A read-only transaction for a short lookup, renewed from a spare handle when there is one;
+ * end it with kiln_cache__read_end (not abort), which keeps the handle for the next lookup. */
+int kiln_cache__read_begin(MDB_txn **out, kiln_cache *c, kiln_error **err);
+void kiln_cache__read_end(kiln_cache *c, MDB_txn *t);
 /* Commit and clear *t (the cleanup then does nothing). */
 int kiln_cache__txn_commit(MDB_txn **t, kiln_error **err);
 /* Get: *out borrowed until the txn ends. KILN_ENOTFOUND naming `what`. */

@@ -74,6 +74,38 @@ kiln_cache__txn_begin(MDB_txn **out, kiln_cache *c, bool write, kiln_error **err
 }
 
 int
+kiln_cache__read_begin(MDB_txn **out, kiln_cache *c, kiln_error **err)
+{
+    MDB_txn *t = NULL;
+
+    pthread_mutex_lock(&c->spare_lock);
+    if (c->nspare > 0)
+        t = c->spare[--c->nspare];
+    pthread_mutex_unlock(&c->spare_lock);
+    if (t && mdb_txn_renew(t) == 0) {
+        *out = t;
+        return 0;
+    }
+    if (t)
+        mdb_txn_abort(t);
+    return kiln_cache__txn_begin(out, c, false, err);
+}
+
+void
+kiln_cache__read_end(kiln_cache *c, MDB_txn *t)
+{
+    mdb_txn_reset(t);
+    pthread_mutex_lock(&c->spare_lock);
+    if (c->nspare < CACHE_SPARE_READERS) {
+        c->spare[c->nspare++] = t;
+        t = NULL;
+    }
+    pthread_mutex_unlock(&c->spare_lock);
+    if (t)
+        mdb_txn_abort(t);
+}
+
+int
 kiln_cache__txn_commit(MDB_txn **t, kiln_error **err)
 {
     int rc = mdb_txn_commit(*t);
@@ -412,6 +444,7 @@ kiln_cache_open(kiln_cache **out, const char *root, const kiln_cache_opts *opts,
     c->root = xstrdup(root);
     c->lock_fd = -1;
     c->max_depth = opts->max_depth ? opts->max_depth : 100;
+    pthread_mutex_init(&c->spare_lock, NULL);
     ret = make_layout(root, err);
     if (ret == 0)
         ret = open_env(c, err);
@@ -433,6 +466,9 @@ kiln_cache_free(kiln_cache *c)
 {
     if (c == NULL)
         return;
+    while (c->nspare > 0)
+        mdb_txn_abort(c->spare[--c->nspare]);
+    pthread_mutex_destroy(&c->spare_lock);
     if (c->env)
         mdb_env_close(c->env);
     if (c->lock_fd >= 0)

@@ -325,16 +325,18 @@ kiln_cache_history_delete(kiln_cache *c, const char *id, kiln_error **err)
 /* ---- content checksums ---------------------------------------------------------------- */
 
 /* LMDB keys are at most 511 bytes; context paths can be longer, so long keys are replaced by
- * "sha256:" + their hash (owned by the caller). */
-static char *
-checksum_key(const char *key)
+ * "sha256:" + their hash, put in *owned (freed by the caller); short keys are used as they are. */
+static const char *
+checksum_key(char **owned, const char *key)
 {
     kiln_sha256 sum;
 
+    *owned = NULL;
     if (strlen(key) <= 400)
-        return xstrdup(key);
+        return key;
     kiln_sha256_buf(&sum, key, strlen(key));
-    return kiln_digest_str(&sum);
+    *owned = kiln_digest_str(&sum);
+    return *owned;
 }
 
 int
@@ -342,7 +344,8 @@ kiln_cache_checksum_put(kiln_cache *c, const char *key, const void *value, size_
                         kiln_error **err)
 {
     cleanup_mdb_txn MDB_txn *t = NULL;
-    cleanup_free char *k = checksum_key(key);
+    cleanup_free char *owned = NULL;
+    const char *k = checksum_key(&owned, key);
     int ret = kiln_cache__txn_begin(&t, c, true, err);
 
     if (ret == 0)
@@ -352,25 +355,36 @@ kiln_cache_checksum_put(kiln_cache *c, const char *key, const void *value, size_
     return ret;
 }
 
+/* Called once per file of a build context (the engine's stat cache), so it reads through a
+ * renewed spare transaction rather than a new one. */
 int
 kiln_cache_checksum_get(void **out, size_t *len_out, kiln_cache *c, const char *key,
                         kiln_error **err)
 {
-    cleanup_mdb_txn MDB_txn *t = NULL;
-    cleanup_free char *k = checksum_key(key);
-    MDB_val v;
-    char *copy;
-    int ret = kiln_cache__txn_begin(&t, c, false, err);
+    cleanup_free char *owned = NULL;
+    const char *k = checksum_key(&owned, key);
+    MDB_txn *t = NULL;
+    MDB_val mk = {strlen(k), (void *)k}, v;
+    char *copy = NULL;
+    int rc, ret = kiln_cache__read_begin(&t, c, err);
 
-    if (ret == 0)
-        ret = kiln_cache__get(&v, t, c, CACHE_DB_CHECKSUMS, k, "checksum", err);
     if (ret < 0)
         return ret;
-    copy = xmalloc(v.mv_size + 1);
-    memcpy(copy, v.mv_data, v.mv_size);
-    copy[v.mv_size] = 0;
-    if (len_out)
-        *len_out = v.mv_size;
+    rc = mk.mv_size == 0 ? MDB_BAD_VALSIZE : mdb_get(t, c->dbi[CACHE_DB_CHECKSUMS], &mk, &v);
+    if (rc == 0) {
+        copy = xmalloc(v.mv_size + 1);
+        memcpy(copy, v.mv_data, v.mv_size);
+        copy[v.mv_size] = 0;
+        if (len_out)
+            *len_out = v.mv_size;
+    }
+    kiln_cache__read_end(c, t);
+    if (mk.mv_size == 0)
+        return kiln_error_set(err, KILN_EINVAL, "checksum key of 0 bytes (1..511 allowed)");
+    if (rc == MDB_NOTFOUND)
+        return kiln_error_set(err, KILN_ENOTFOUND, "checksum `%s` not found", k);
+    if (rc != 0)
+        return kiln_error_from_mdb(err, rc, "read checksum `%s`", k);
     *out = copy;
     return 0;
 }
@@ -379,7 +393,8 @@ int
 kiln_cache_checksum_delete(kiln_cache *c, const char *key, kiln_error **err)
 {
     cleanup_mdb_txn MDB_txn *t = NULL;
-    cleanup_free char *k = checksum_key(key);
+    cleanup_free char *owned = NULL;
+    const char *k = checksum_key(&owned, key);
     int ret = kiln_cache__txn_begin(&t, c, true, err);
 
     if (ret == 0)

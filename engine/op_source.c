@@ -472,59 +472,73 @@ pattern_attr(kiln_ignore **out, const Pb__SourceOp *src, const char *key, kiln_e
 }
 
 /* The context stat cache lives in the state store's checksum table: "kiln.ctx.v1:" + hex of the
- * walker's stat key -> the 16 bytes of the content hash. */
-static char *
-stat_key(const void *key, size_t keylen)
-{
-    char *k = xmalloc(strlen("kiln.ctx.v1:") + 2 * keylen + 1);
+ * walker's stat key -> the 16 bytes of the content hash. A walk reads it through one batch (one
+ * read transaction for all its lookups) and writes the hashes it computed in one commit at the
+ * end, rather than a transaction per file and a durable commit per new hash. */
+#define STAT_KEY_PREFIX "kiln.ctx.v1:"
 
-    memcpy(k, "kiln.ctx.v1:", strlen("kiln.ctx.v1:"));
-    kiln_hex_encode(k + strlen("kiln.ctx.v1:"), key, keylen);
-    return k;
+typedef struct stat_cache {
+    kiln_cache_checksum_batch *batch;
+    char *key; /* the stored key of the last lookup: reused, grown as needed */
+    size_t cap;
+} stat_cache;
+
+static const char *
+stat_key(stat_cache *sc, const void *key, size_t keylen)
+{
+    size_t need = strlen(STAT_KEY_PREFIX) + 2 * keylen + 1;
+
+    if (need > sc->cap) {
+        sc->cap = need < 256 ? 256 : 2 * need;
+        sc->key = xrealloc(sc->key, sc->cap);
+        memcpy(sc->key, STAT_KEY_PREFIX, strlen(STAT_KEY_PREFIX));
+    }
+    kiln_hex_encode(sc->key + strlen(STAT_KEY_PREFIX), key, keylen);
+    return sc->key;
 }
 
 static bool
 stat_cache_get(void *payload, const void *key, size_t keylen, kiln_xxh128 *out)
 {
-    kiln_engine *e = payload;
-    cleanup_free char *k = stat_key(key, keylen);
-    cleanup_free void *v = NULL;
+    stat_cache *sc = payload;
+    const char *k = stat_key(sc, key, keylen);
+    unsigned char v[sizeof(uint64_t) * 2];
     kiln_error *tmp = NULL;
-    size_t len = 0;
+    size_t len = sizeof(v);
+    bool found = false;
 
-    if (kiln_cache_checksum_get(&v, &len, e->cache, k, &tmp) < 0) {
+    if (kiln_cache_checksum_batch_get(&found, v, &len, sc->batch, k, &tmp) < 0) {
+        kiln_log_debug("context stat cache: %s", tmp->msg);
         kiln_error_free(&tmp);
         return false;
     }
-    if (len != sizeof(uint64_t) * 2)
+    if (!found || len != sizeof(v))
         return false;
     memcpy(&out->lo, v, sizeof(uint64_t));
-    memcpy(&out->hi, (char *)v + sizeof(uint64_t), sizeof(uint64_t));
+    memcpy(&out->hi, v + sizeof(uint64_t), sizeof(uint64_t));
     return true;
 }
 
 static void
 stat_cache_put(void *payload, const void *key, size_t keylen, kiln_xxh128 value)
 {
-    kiln_engine *e = payload;
-    cleanup_free char *k = stat_key(key, keylen);
+    stat_cache *sc = payload;
     char v[sizeof(uint64_t) * 2];
-    kiln_error *tmp = NULL;
 
     memcpy(v, &value.lo, sizeof(uint64_t));
     memcpy(v + sizeof(uint64_t), &value.hi, sizeof(uint64_t));
-    if (kiln_cache_checksum_put(e->cache, k, v, sizeof(v), &tmp) < 0)
-        kiln_log_debug("context stat cache: %s", tmp->msg);
-    kiln_error_free(&tmp);
+    kiln_cache_checksum_batch_put(sc->batch, stat_key(sc, key, keylen), v, sizeof(v));
 }
 
 static int
 local_walk(kiln_ctx_list **out, const engine_op *eop, bool checksum, kiln_error **err)
 {
     const Pb__SourceOp *src = eop->op->source;
-    kiln_ctx_cache_ops cache = {stat_cache_get, stat_cache_put, eop->engine};
+    stat_cache sc = {0};
+    kiln_ctx_cache_ops cache = {stat_cache_get, stat_cache_put, &sc};
     kiln_ignore *inc = NULL, *exc = NULL;
     kiln_ctx_opts opts = {.checksum = checksum, .cache = checksum ? &cache : NULL};
+    kiln_error *tmp = NULL;
     int ret;
 
     ret = pattern_attr(&inc, src, "local.includepattern", err);
@@ -532,8 +546,17 @@ local_walk(kiln_ctx_list **out, const engine_op *eop, bool checksum, kiln_error 
         ret = pattern_attr(&exc, src, "local.excludepatterns", err);
     opts.include = inc;
     opts.exclude = exc;
+    if (checksum)
+        kiln_cache_checksum_batch_new(&sc.batch, eop->engine->cache);
     if (ret == 0)
         ret = kiln_ctx_walk(out, eop->local_dir, &opts, err);
+    /* the hashes are only a cache: failing to keep them costs a rehash next time */
+    if (ret == 0 && sc.batch && kiln_cache_checksum_batch_commit(sc.batch, &tmp) < 0) {
+        kiln_log_debug("context stat cache: %s", tmp->msg);
+        kiln_error_free(&tmp);
+    }
+    kiln_cache_checksum_batch_free(sc.batch);
+    free(sc.key);
     kiln_ignore_free(inc);
     kiln_ignore_free(exc);
     if (ret < 0)

@@ -15,13 +15,15 @@
  *     this thread builds the list in order; path lookups scale across CPUs (see "The walk");
  *   - no listxattr for a file whose stat key (which holds its ctime: setting or removing an xattr
  *     changes the ctime) was cached as having none, so such a file costs one fstatat;
- *   - paths, cache keys and digest input built in buffers reused across entries; digests hashed
- *     in one shot.
+ *   - paths, cache keys and digest input built in buffers reused across entries (inline puts);
+ *     digests hashed in one shot;
+ *   - with no include or exclude patterns, no matching and no child path built for it.
  * The ctime argument has the same limit as the mtime one of every stat cache (git, BuildKit): a
  * change within the file system's timestamp granularity right after the walk looked can go
  * unseen; kernels with multigrain timestamps (Linux 6.13+ on ext4, xfs, btrfs, tmpfs) close it.
  */
 #include <dirent.h>
+#include <endian.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -68,16 +70,23 @@ typedef struct walker {
     atomic_size_t ahead; /* entries listed by prefetches and not yet claimed by the walk */
 } walker;
 
+/* Grow b to hold `extra` more bytes: the slow path of bytes_put. */
 static void
-bytes_reserve(bytes *b, size_t extra)
+bytes_grow(bytes *b, size_t extra)
 {
-    if (b->len + extra <= b->cap)
-        return;
     b->cap = b->len + extra > 2 * b->cap ? b->len + extra : 2 * b->cap;
     b->p = xrealloc(b->p, b->cap);
 }
 
-static void
+static inline void
+bytes_reserve(bytes *b, size_t extra)
+{
+    if (__builtin_expect(b->len + extra > b->cap, 0))
+        bytes_grow(b, extra);
+}
+
+/* Inline: digests and cache keys are built from many small puts, one per field. */
+static inline void
 bytes_put(bytes *b, const void *data, size_t len)
 {
     bytes_reserve(b, len);
@@ -261,13 +270,11 @@ read_xattrs(walker *w, kiln_ctx_entry *e, int dirfd, const char *name, kiln_erro
  * as feeding the same bytes to a streaming state, without allocating one per entry).
  */
 
-static void
+static inline void
 put_u64(bytes *b, uint64_t v)
 {
-    unsigned char le[8];
-    for (int i = 0; i < 8; i++)
-        le[i] = (unsigned char)(v >> (8 * i));
-    bytes_put(b, le, sizeof(le));
+    uint64_t le = htole64(v);
+    bytes_put(b, &le, sizeof(le));
 }
 
 /* The part of an entry's digest that does not depend on content: no name, no mtime, no size. */
@@ -338,13 +345,11 @@ set_digest(walker *w, kiln_ctx_entry *e, kiln_xxh128 content)
     e->digest = kiln_xxh3_128(w->scratch.p, w->scratch.len);
 }
 
-static void
+static inline void
 put_u32(bytes *b, uint32_t v)
 {
-    unsigned char le[4];
-    for (int i = 0; i < 4; i++)
-        le[i] = (unsigned char)(v >> (8 * i));
-    bytes_put(b, le, sizeof(le));
+    uint32_t le = htole32(v);
+    bytes_put(b, &le, sizeof(le));
 }
 
 /* The stat-cache key of regular file e into w->scratch: its path, a format byte, then (fixed
@@ -853,7 +858,11 @@ plan_children(dir_plan *p, walker *w, const dir_listing *d, size_t rel_len,
     for (size_t i = 0; i < d->n; i++) {
         match_state self = plan_match(p, i);
         walk_job *queued = ahead ? ahead[i] : NULL;
-        if (d->errnum[i] == 0) {
+        if (d->errnum[i] == 0 && !w->opts->include && !w->opts->exclude) {
+            /* no patterns: everything is selected, no path to build for matching */
+            p->selected[i] = true;
+            p->descend[i] = S_ISDIR(d->st[i].st_mode);
+        } else if (d->errnum[i] == 0) {
             set_child_path(w, rel_len, d->names[i]);
             p->selected[i] = select_path(w, (char *)w->path.p, S_ISDIR(d->st[i].st_mode), parent,
                                          &self, &p->descend[i]);
@@ -1025,12 +1034,16 @@ walk_dir(walker *w, dir_listing *d, size_t rel_len, const match_state *parent, w
     return rc;
 }
 
-/* Start the helpers: one fewer than the CPUs, at most STAT_THREADS_MAX; none on one CPU. */
+/* Start the helpers: one per CPU, at most STAT_THREADS_MAX; none on one CPU. One per CPU rather
+ * than one fewer: this thread spends part of the walk in the cache callbacks and building the
+ * list, and helps with listings only when it would otherwise wait, so helpers alone keep the CPUs
+ * busy (on 2 CPUs a warm 20k-file rescan measured ~10% faster, wall and CPU). */
 static void
 start_helpers(walker *w)
 {
     kiln_error *tmp = NULL;
-    unsigned helpers = kiln_ncpus() - 1;
+    unsigned ncpus = kiln_ncpus();
+    unsigned helpers = ncpus > 1 ? ncpus : 0;
     if (helpers > STAT_THREADS_MAX)
         helpers = STAT_THREADS_MAX;
     if (helpers > 0 && kiln_threadpool_new(&w->pool, helpers, &tmp) < 0) {
