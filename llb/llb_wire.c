@@ -203,7 +203,7 @@ scan_fields(const uint8_t *d, size_t len, const ProtobufCMessageDescriptor *desc
 
     while (pos < len) {
         occ o = {.start = pos};
-        uint64_t tag, val = 0;
+        uint64_t tag = 0, val = 0;
         read_varint(d, len, &pos, &tag);
         o.wt = (unsigned)(tag & 7);
         o.f = protobuf_c_message_descriptor_get_field(desc, (unsigned)(tag >> 3));

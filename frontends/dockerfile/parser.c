@@ -134,8 +134,8 @@ read_continuation(pstate *ps, kiln_buf *buf, bool *has_empty, kiln_error **err)
 {
     bool eol = false;
 
-    const char *raw;
-    size_t rawlen;
+    const char *raw = NULL;
+    size_t rawlen = 0;
     int rc;
 
     while (!eol && (rc = next_line(ps, &raw, &rawlen, err)) != 0) {
@@ -198,8 +198,8 @@ read_heredocs(pstate *ps, kiln_df_node *child, const char *line, int start_line,
         kiln_df_heredoc *doc = child->heredocs.items[i];
         kiln_buf content = KILN_BUF_INIT;
         bool terminated = false;
-        const char *raw;
-        size_t rawlen;
+        const char *raw = NULL;
+        size_t rawlen = 0;
         while (!terminated && (rc = next_line(ps, &raw, &rawlen, err)) > 0) {
             size_t n = trim_newline_len(raw, rawlen), skip = 0;
             ps->line++;
@@ -336,8 +336,8 @@ kiln_df_parse(kiln_df_result **out, const char *data, size_t len, const char *fi
               kiln_error **err)
 {
     pstate ps = {.data = data, .len = len, .file = filename ? filename : "Dockerfile"};
-    const char *raw;
-    size_t rawlen;
+    const char *raw = NULL;
+    size_t rawlen = 0;
     int rc;
 
     rc = check_no_nul(data, len, ps.file, err);
