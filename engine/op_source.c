@@ -177,11 +177,24 @@ layout_resolve(kiln_oci_manifest *out, char *digest_out, const layout_ref *ref, 
     if (ret < 0)
         return kiln_error_wrap(err, "oci layout `%s`", ref->dir);
     d = index_find(&ix, ref);
-    if (!d)
+    if (!d && ref->digest) {
+        /* a digest pinned below the top index (one platform's manifest of a multi-platform
+         * image, as the frontend pins for FROM --platform): read it from the blobs, as
+         * BuildKit's content store does */
+        cleanup_free char *blob = kiln_path_join(ref->dir, "blobs/sha256");
+        cleanup_free char *file = kiln_path_join(blob, ref->digest + strlen("sha256:"));
+        kiln_oci_descriptor pinned = {.digest = ref->digest};
+        if (kiln_str_has_prefix(ref->digest, "sha256:") && kiln_fs_exists(file))
+            ret = resolve_descriptor(out, digest_out, ref->dir, &pinned, err);
+        else
+            ret = kiln_error_set(err, KILN_ENOTFOUND, "oci layout `%s` has no image %s", ref->dir,
+                                 ref->digest);
+    } else if (!d) {
         ret = kiln_error_set(err, KILN_ENOTFOUND, "oci layout `%s` has no image %s", ref->dir,
                              ref->digest ? ref->digest : ref->tag);
-    else
+    } else {
         ret = resolve_descriptor(out, digest_out, ref->dir, d, err);
+    }
     kiln_oci_index_dispose(&ix);
     return ret;
 }

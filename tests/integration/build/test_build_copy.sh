@@ -88,4 +88,13 @@ kb -o "type=local,dest=$T/out2" "$T/ctx" >"$T/b2.log" 2>"$T/b2.err" || fail "sec
 [ "$(cat "$T/ctx/src/a.txt")" = "from context" ] || fail "the host's context changed"
 [ "$(stat -c %h "$T/ctx/src/a.txt")" = 1 ] || fail "the host's file was linked"
 
+# FROM --platform of another platform of a multi-platform layout: the frontend pins that
+# platform's manifest, which is below the layout's top index
+mkdir -p "$T/plat"
+echo hi >"$T/plat/f"
+printf 'FROM --platform=linux/arm64 base\nCOPY f /f\n' >"$T/plat/Dockerfile"
+"$KILN" build --progress plain --build-context "base=oci-layout://$T/base/multi:latest" \
+    -o "type=oci,dest=$T/plat.tar" "$T/plat" >"$T/plat.log" 2>"$T/plat.err" || fail "FROM --platform=linux/arm64"
+tar -xOf "$T/plat.tar" index.json | grep -q manifest || fail "no image in the OCI archive"
+
 echo "PASS"
