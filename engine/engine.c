@@ -327,6 +327,7 @@ kiln_engine_open(kiln_engine **out, const kiln_engine_opts *opts, kiln_error **e
     e->mountdir = kiln_path_join(root, "mounts");
     e->cachedirs = kiln_path_join(root, "cache-mounts");
     e->gitdir = kiln_path_join(root, "git");
+    e->localdir = kiln_path_join(root, "local");
     {
         /* cgroups left by a kiln killed during a step with limits (the store's own leftovers
          * are swept by kiln_cache_open) */
@@ -370,6 +371,7 @@ kiln_engine_free(kiln_engine *e)
     free(e->mountdir);
     free(e->cachedirs);
     free(e->gitdir);
+    free(e->localdir);
     free(e);
 }
 

@@ -24,6 +24,7 @@ struct kiln_engine {
     char *mountdir;  /* <root>/mounts: where snapshots are mounted for ops */
     char *cachedirs; /* <root>/cache-mounts: persistent RUN --mount=type=cache dirs */
     char *gitdir;    /* <root>/git: bare mirrors of git sources, shared by builds */
+    char *localdir;  /* <root>/local: the last snapshot of each build context (op_source.c) */
 };
 
 /* A result: one committed snapshot. The solver holds references through result_ref/unref. */

@@ -20,10 +20,13 @@
 #define KILN_LOG_DOMAIN "engine"
 
 #include <fcntl.h>
+#include <inttypes.h>
+#include <sys/stat.h>
 
 #include "base/digest.h"
 #include "base/fs.h"
 #include "base/json.h"
+#include "base/map.h"
 #include "base/path.h"
 #include "engine/engine_internal.h"
 #include "oci/oci.h"
@@ -577,23 +580,169 @@ local_walk(kiln_ctx_list **out, const engine_op *eop, bool checksum, kiln_error 
     return 0;
 }
 
+/* The last snapshot made of a build context (host dir + patterns), with what each of its regular
+ * files was, so the next snapshot of that context links the unchanged files from it instead of
+ * copying 20,000 files (and allocating as many inodes) for a one-file change. Kept in
+ * <root>/local/<sha256 of dir and patterns>: "kiln.local.v1 <snapshot id>\n", then one line per
+ * regular file: "<xxh128 hex> <mode> <mtime s>.<ns> <size> <path>\n". A file is linked only when
+ * its content digest, mode, mtime and size are those recorded; the snapshot is immutable, so
+ * the recorded file is still what is there. */
+typedef struct local_prev {
+    char id[33];
+    kiln_map files; /* path -> local_file * */
+} local_prev;
+
+typedef struct local_file {
+    char digest[33]; /* xxh128 hex */
+    unsigned mode;
+    int64_t sec;
+    long nsec;
+    uint64_t size;
+} local_file;
+
+static char *
+local_record_path(const engine_op *eop)
+{
+    const Pb__SourceOp *src = eop->op->source;
+    kiln_buf b = KILN_BUF_INIT;
+    char hex[KILN_DIGEST_STRLEN + 1];
+    kiln_sha256 d;
+
+    kiln_buf_printf(&b, NULL, "%s", eop->local_dir);
+    for (size_t i = 0; i < src->n_attrs; i++) {
+        if (kiln_str_has_prefix(src->attrs[i]->key, "local.") &&
+            strstr(src->attrs[i]->key, "pattern"))
+            kiln_buf_printf(&b, NULL, "\n%s=%s", src->attrs[i]->key, src->attrs[i]->value);
+    }
+    kiln_sha256_buf(&d, b.ptr, b.len);
+    kiln_buf_dispose(&b);
+    kiln_digest_format(hex, &d);
+    return kiln_path_join(eop->engine->localdir, hex + strlen("sha256:"));
+}
+
+static void
+local_prev_dispose(local_prev *p)
+{
+    kiln_map_dispose(&p->files, free);
+}
+
+/* Load the record (false when there is none, it is unreadable, or its snapshot is gone). */
+static bool
+local_prev_load(local_prev *p, kiln_engine *e, const char *path)
+{
+    cleanup_free char *data = NULL;
+    kiln_cache_snapshot_info info = {0};
+    kiln_error *tmp = NULL;
+    size_t len = 0;
+    char *line, *save = NULL;
+    bool ok;
+
+    memset(p, 0, sizeof(*p));
+    kiln_map_init(&p->files);
+    if (kiln_fs_read_file(&data, &len, path, 1u << 30, &tmp) < 0 ||
+        sscanf(data, "kiln.local.v1 %32s\n", p->id) != 1) {
+        kiln_error_free(&tmp);
+        return false;
+    }
+    ok = kiln_cache_snapshot_info_get(&info, e->cache, p->id, &tmp) == 0 &&
+         info.kind == KILN_CACHE_SNAPSHOT_COMMITTED;
+    kiln_cache_snapshot_info_dispose(&info);
+    kiln_error_free(&tmp);
+    if (!ok)
+        return false;
+    line = strtok_r(strchr(data, '\n') ? strchr(data, '\n') + 1 : data + len, "\n", &save);
+    for (; line; line = strtok_r(NULL, "\n", &save)) {
+        local_file f = {0};
+        int off = 0;
+        if (sscanf(line, "%32s %o %" SCNd64 ".%ld %" SCNu64 " %n", f.digest, &f.mode, &f.sec,
+                   &f.nsec, &f.size, &off) != 5 ||
+            off <= 0 || strlen(f.digest) != 32)
+            continue;
+        kiln_map_put(&p->files, line + off, xmemdup(&f, sizeof(f)));
+    }
+    return true;
+}
+
+static bool
+local_linkable(const kiln_ctx_entry *e, void *payload)
+{
+    const local_prev *p = payload;
+    const local_file *f = kiln_map_get(&p->files, e->path);
+    char hex[33];
+
+    if (!f || f->mode != (unsigned)e->mode || f->sec != (int64_t)e->mtime.tv_sec ||
+        f->nsec != e->mtime.tv_nsec || f->size != e->size)
+        return false;
+    kiln_xxh128_format(hex, e->digest);
+    return strcmp(hex, f->digest) == 0;
+}
+
+/* Record snapshot `id` as the context's last (errors only cost copies next time: logged). */
+static void
+local_prev_save(const char *path, const char *id, const kiln_ctx_list *l)
+{
+    kiln_buf b = KILN_BUF_INIT;
+    kiln_error *tmp = NULL;
+
+    kiln_buf_printf(&b, NULL, "kiln.local.v1 %s\n", id);
+    for (size_t i = 0; i < l->len; i++) {
+        const kiln_ctx_entry *e = &l->entries[i];
+        char hex[33];
+        if (!S_ISREG(e->mode) || strchr(e->path, '\n'))
+            continue;
+        kiln_xxh128_format(hex, e->digest);
+        kiln_buf_printf(&b, NULL, "%s %o %" PRId64 ".%09ld %" PRIu64 " %s\n", hex,
+                        (unsigned)e->mode, (int64_t)e->mtime.tv_sec, e->mtime.tv_nsec, e->size,
+                        e->path);
+    }
+    cleanup_free char *dir = kiln_path_dir(path);
+
+    if (kiln_fs_mkdir_p(dir, 0700, &tmp) < 0 ||
+        kiln_fs_write_atomic(path, b.ptr, b.len, 0600, &tmp) < 0) {
+        kiln_log_debug("record build context snapshot: %s", tmp->msg);
+        kiln_error_free(&tmp);
+    }
+    kiln_buf_dispose(&b);
+}
+
 static int
 local_exec(kiln_solver_result **out, const engine_op *eop, kiln_error **err)
 {
+    cleanup_free char *record = local_record_path(eop);
     kiln_ctx_list *l = NULL;
+    engine_view prev_view = {0};
     engine_rw w = {0};
+    local_prev prev;
+    kiln_ctx_link_src ls = {.linkable = local_linkable, .payload = &prev};
+    bool have_prev = local_prev_load(&prev, eop->engine, record);
     int ret;
 
-    ret = local_walk(&l, eop, false, err);
+    /* digests come from the stat cache the cache map's walk just filled */
+    ret = local_walk(&l, eop, true, err);
+    if (ret == 0 && have_prev) {
+        kiln_error *tmp = NULL;
+        engine_hold(eop->engine, prev.id); /* kept while its files are linked */
+        if (engine_view_open(&prev_view, eop->engine, prev.id, &tmp) == 0 && !prev_view.mounted &&
+            !prev_view.temp)
+            ls.root = prev_view.path;
+        kiln_error_free(&tmp);
+    }
     if (ret == 0)
         ret = engine_rw_open(&w, eop->engine, NULL, err);
     if (ret == 0)
-        ret = kiln_ctx_copy(l, eop->local_dir, w.path,
-                            KILN_CTX_COPY_XATTRS | KILN_CTX_COPY_HARDLINKS, /* owners: 0:0 */
-                            err);
+        ret = kiln_ctx_copy_linked(l, eop->local_dir, w.path,
+                                   KILN_CTX_COPY_XATTRS | KILN_CTX_COPY_HARDLINKS, /* owners 0:0 */
+                                   ls.root ? &ls : NULL, err);
     if (ret == 0)
         ret = engine_rw_commit(out, &w, eop->engine, err);
+    if (ret == 0)
+        local_prev_save(record, (*out)->id, l);
     engine_rw_abort(&w, eop->engine);
+    engine_view_close(&prev_view);
+    if (have_prev)
+        local_prev_dispose(&prev);
+    else
+        kiln_map_dispose(&prev.files, free);
     kiln_ctx_list_free(l);
     return ret;
 }

@@ -109,4 +109,18 @@ enum {
 int kiln_ctx_copy(const kiln_ctx_list *l, const char *src_root, const char *dst, unsigned flags,
                   kiln_error **err);
 
+/* Another tree to take files from by hardlink: a regular file for which `linkable` says yes is
+ * linked from the same path below `root` (which must hold it unchanged: same content, mode and
+ * times, owned as the copy would be) instead of copied from src_root; when the link fails it is
+ * copied. For an immutable earlier copy of the same source (an unchanged build context). */
+typedef struct kiln_ctx_link_src {
+    const char *root;
+    bool (*linkable)(const kiln_ctx_entry *e, void *payload);
+    void *payload;
+} kiln_ctx_link_src;
+
+/* kiln_ctx_copy with files linked from `ls` (NULL: plain kiln_ctx_copy). */
+int kiln_ctx_copy_linked(const kiln_ctx_list *l, const char *src_root, const char *dst,
+                         unsigned flags, const kiln_ctx_link_src *ls, kiln_error **err);
+
 #endif

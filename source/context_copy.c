@@ -110,14 +110,22 @@ link_file(int srcfd, int pfd, const char *name, const kiln_ctx_entry *e)
     return 0;
 }
 
+/* Where files may be linked from: the source itself (KILN_CTX_COPY_LINK) or another tree. */
+typedef struct link_from {
+    int fd; /* -1: nowhere */
+    const kiln_ctx_link_src *ls;
+} link_from;
+
 static int
 create_node(int srcfd, int pfd, const char *name, const kiln_ctx_entry *e, kiln_map *links,
-            unsigned flags, const char **link_to, bool *linked, kiln_error **err)
+            unsigned flags, const link_from *lf, const char **link_to, bool *linked,
+            kiln_error **err)
 {
     int rc = clear_slot(pfd, name, e->path, S_ISDIR(e->mode), err);
     if (rc < 0 || rc == 1)
         return rc < 0 ? rc : 0;
-    if (S_ISREG(e->mode) && (flags & KILN_CTX_COPY_LINK) && link_file(srcfd, pfd, name, e)) {
+    if (S_ISREG(e->mode) && lf->fd >= 0 && (!lf->ls || lf->ls->linkable(e, lf->ls->payload)) &&
+        link_file(lf->fd, pfd, name, e)) {
         *linked = true;
         return 0;
     }
@@ -188,7 +196,7 @@ open_parent(int dstfd, const char *path, char **name_out, kiln_error **err)
 
 static int
 copy_entry(int srcfd, int dstfd, const kiln_ctx_entry *e, kiln_map *links, unsigned flags,
-           kiln_error **err)
+           const link_from *lf, kiln_error **err)
 {
     cleanup_free char *name = NULL;
     cleanup_close int pfd = open_parent(dstfd, e->path, &name, err);
@@ -197,7 +205,7 @@ copy_entry(int srcfd, int dstfd, const kiln_ctx_entry *e, kiln_map *links, unsig
     int rc;
     if (pfd < 0)
         return pfd;
-    rc = create_node(srcfd, pfd, name, e, links, flags, &first, &linked, err);
+    rc = create_node(srcfd, pfd, name, e, links, flags, lf, &first, &linked, err);
     if (rc == 0 && linked)
         return 0;
     if (rc == 0 && first) {
@@ -227,9 +235,18 @@ int
 kiln_ctx_copy(const kiln_ctx_list *l, const char *src_root, const char *dst, unsigned flags,
               kiln_error **err)
 {
+    return kiln_ctx_copy_linked(l, src_root, dst, flags, NULL, err);
+}
+
+int
+kiln_ctx_copy_linked(const kiln_ctx_list *l, const char *src_root, const char *dst, unsigned flags,
+                     const kiln_ctx_link_src *ls, kiln_error **err)
+{
     cleanup_close int srcfd = -1;
     cleanup_close int dstfd = -1;
+    cleanup_close int otherfd = -1;
     kiln_map links = KILN_MAP_INIT;
+    link_from lf = {-1, ls};
     int rc = 0;
     if (kiln_fs_mkdir_p(dst, 0755, err) < 0)
         return kiln_error_wrap(err, "create copy destination");
@@ -239,8 +256,12 @@ kiln_ctx_copy(const kiln_ctx_list *l, const char *src_root, const char *dst, uns
     dstfd = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dstfd < 0)
         return kiln_error_errno(err, errno, "open `%s`", dst);
+    if (ls && ls->root)
+        lf.fd = otherfd = open(ls->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* -1: copy all */
+    else if (flags & KILN_CTX_COPY_LINK)
+        lf.fd = srcfd;
     for (size_t i = 0; i < l->len && rc == 0; i++)
-        rc = copy_entry(srcfd, dstfd, &l->entries[i], &links, flags, err);
+        rc = copy_entry(srcfd, dstfd, &l->entries[i], &links, flags, &lf, err);
     /* children first, so setting a child's time does not disturb its parent's afterwards */
     for (size_t i = l->len; i > 0 && rc == 0; i--)
         if (S_ISDIR(l->entries[i - 1].mode))

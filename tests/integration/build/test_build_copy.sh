@@ -88,6 +88,21 @@ kb -o "type=local,dest=$T/out2" "$T/ctx" >"$T/b2.log" 2>"$T/b2.err" || fail "sec
 [ "$(cat "$T/ctx/src/a.txt")" = "from context" ] || fail "the host's context changed"
 [ "$(stat -c %h "$T/ctx/src/a.txt")" = 1 ] || fail "the host's file was linked"
 
+# an edited context: the new context snapshot links the unchanged files from the previous one
+# and copies the rest; removed files are gone, added ones there
+echo "edited" >"$T/ctx/src/a.txt"
+rm "$T/ctx/src/sub/n.txt"
+echo "added" >"$T/ctx/src/new.txt"
+kb -o "type=local,dest=$T/out3" "$T/ctx" >"$T/b3.log" 2>"$T/b3.err" || fail "build after edits"
+[ "$(cat "$T/out3/again/a.txt")" = edited ] || fail "edited file: $(cat "$T/out3/again/a.txt")"
+[ ! -e "$T/out3/again/sub/n.txt" ] || fail "removed file still there"
+[ "$(cat "$T/out3/again/new.txt")" = added ] || fail "added file"
+[ "$(cat "$T/out3/again/keep-or-replace.txt")" = "replaces the image's" ] || fail "unchanged file"
+[ "$(stat -c %a "$T/out3/again/run.sh")" = 750 ] || fail "unchanged file's mode"
+chmod 0700 "$T/ctx/src/run.sh" # same content, other mode: not linked
+kb -o "type=local,dest=$T/out4" "$T/ctx" >"$T/b4.log" 2>"$T/b4.err" || fail "build after chmod"
+[ "$(stat -c %a "$T/out4/again/run.sh")" = 700 ] || fail "a mode change was not seen"
+
 # FROM --platform of another platform of a multi-platform layout: the frontend pins that
 # platform's manifest, which is below the layout's top index
 mkdir -p "$T/plat"

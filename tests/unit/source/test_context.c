@@ -287,6 +287,48 @@ test_source_context__copy_link(void **state)
     assert_int_equal(a.st_nlink, 1);
 }
 
+static bool
+only_main(const kiln_ctx_entry *e, void *payload)
+{
+    (void)payload;
+    return strcmp(e->path, "src/main.c") == 0;
+}
+
+/* kiln_ctx_copy_linked: files the callback accepts are linked from the other tree, the rest
+ * copied from the source */
+static void
+test_source_context__copy_linked(void **state)
+{
+    const char *root = *state;
+    cleanup_free char *dst_parent = test_mkdtemp();
+    cleanup_free char *prev = kiln_path_join(dst_parent, "prev");
+    cleanup_free char *dst = kiln_path_join(dst_parent, "out");
+    cleanup_free char *prev_main = kiln_path_join(prev, "src/main.c");
+    cleanup_free char *dst_main = kiln_path_join(dst, "src/main.c");
+    cleanup_free char *src_run = kiln_path_join(root, "src/run.sh");
+    cleanup_free char *prev_run = kiln_path_join(prev, "src/run.sh");
+    cleanup_free char *dst_run = kiln_path_join(dst, "src/run.sh");
+    kiln_ctx_list *l = walk(root, "node_modules\nbuild\n", NULL, NULL);
+    kiln_ctx_link_src ls = {.root = prev, .linkable = only_main};
+    kiln_error *err = NULL;
+    struct stat a, b;
+
+    if (kiln_ctx_copy(l, root, prev, KILN_CTX_COPY_XATTRS, &err) < 0)
+        fail_msg("copy: %s", err->msg);
+    if (kiln_ctx_copy_linked(l, root, dst, KILN_CTX_COPY_XATTRS, &ls, &err) < 0)
+        fail_msg("copy linked: %s", err->msg);
+    assert_int_equal(stat(prev_main, &a), 0);
+    assert_int_equal(stat(dst_main, &b), 0);
+    assert_true(a.st_ino == b.st_ino); /* linked from prev */
+    assert_int_equal(stat(prev_run, &a), 0);
+    assert_int_equal(stat(dst_run, &b), 0);
+    assert_true(a.st_ino != b.st_ino); /* copied */
+    assert_int_equal(stat(src_run, &a), 0);
+    assert_true(a.st_ino != b.st_ino);
+    kiln_ctx_list_free(l);
+    test_rm_rf(dst_parent);
+}
+
 static void
 test_source_context__xattrs(void **state)
 {
@@ -448,6 +490,8 @@ test_source_run_context(void)
             cmocka_unit_test_setup_teardown(test_source_context__wide_dir, setup_tree,
                                             teardown_tree),
             cmocka_unit_test_setup_teardown(test_source_context__copy_link, setup_tree,
+                                            teardown_tree),
+            cmocka_unit_test_setup_teardown(test_source_context__copy_linked, setup_tree,
                                             teardown_tree),
             cmocka_unit_test_setup_teardown(test_source_context__errors, setup_tree, teardown_tree),
     };
