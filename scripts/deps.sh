@@ -12,7 +12,7 @@ PACKAGES=(
   libcmocka-dev
   # test oracles and fixtures
   protobuf-compiler python3 python3-protobuf golang-go busybox-static bash-static skopeo umoci
-  docker-registry uidmap apache2-utils pmccabe curl iproute2 procps util-linux kmod
+  docker-registry uidmap apache2-utils pmccabe curl iproute2 procps util-linux kmod jq
   # peers for the differential tests and benchmarks (dockerd with its BuildKit, buildah)
   docker.io buildah time bc openssh-client
 )
