@@ -256,9 +256,34 @@ op_free(void *op, void *payload)
 
 /* Give an exec op copies of the secrets and ssh sockets its mounts name (only those). */
 static void
+payload_secret(engine_op *eop, const kiln_engine_solve_opts *opts, const char *id)
+{
+    for (size_t k = 0; k < eop->n_secrets; k++) {
+        if (strcmp(eop->secrets[k].id, id) == 0)
+            return; /* already copied */
+    }
+    for (size_t k = 0; k < opts->n_secrets; k++) {
+        const kiln_engine_secret *sec = &opts->secrets[k];
+        if (strcmp(sec->id, id) != 0)
+            continue;
+        eop->secrets = xreallocarray(eop->secrets, eop->n_secrets + 1, sizeof(*eop->secrets));
+        eop->secrets[eop->n_secrets].id = xstrdup(sec->id);
+        eop->secrets[eop->n_secrets].data = xmemdup(sec->data, sec->len ? sec->len : 1);
+        eop->secrets[eop->n_secrets].len = sec->len;
+        eop->n_secrets++;
+        return;
+    }
+}
+
+static void
 payload_secrets(engine_op *eop, const kiln_engine_solve_opts *opts)
 {
     const Pb__ExecOp *ex = eop->op->exec;
+
+    for (size_t i = 0; i < ex->n_secretenv; i++) { /* RUN --mount=type=secret,env=NAME */
+        if (ex->secretenv[i]->id)
+            payload_secret(eop, opts, ex->secretenv[i]->id);
+    }
 
     for (size_t i = 0; i < ex->n_mounts; i++) {
         const Pb__Mount *m = ex->mounts[i];

@@ -304,6 +304,49 @@ proxy_env_list(char **out, const char *const *env, size_t n_env, const Pb__Proxy
     }
 }
 
+/* ExecOp.secretenv (RUN --mount=type=secret,env=NAME): "NAME=<the secret's bytes>" for each
+ * secret the solve was given, into out (n_secretenv + 1 slots, owned by the caller, who wipes
+ * them); a missing one fails unless optional. */
+static int
+secret_env_list(char **out, const exec_run *r, kiln_error **err)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < r->ex->n_secretenv; i++) {
+        const Pb__SecretEnv *se = r->ex->secretenv[i];
+        const kiln_engine_secret *sec = NULL;
+        for (size_t k = 0; se->id && k < r->eop->n_secrets; k++) {
+            if (strcmp(r->eop->secrets[k].id, se->id) == 0)
+                sec = &r->eop->secrets[k];
+        }
+        if (!se->name || !*se->name)
+            return kiln_error_set(err, KILN_EINVAL, "secret env without a name");
+        if (!sec && se->optional)
+            continue;
+        if (!sec)
+            return kiln_error_set(err, KILN_ENOTFOUND,
+                                  "secret `%s` (env %s) was not given (--secret id=%s,...)",
+                                  se->id ? se->id : "", se->name, se->id ? se->id : "");
+        out[n] = xmalloc(strlen(se->name) + 1 + sec->len + 1);
+        memcpy(out[n], se->name, strlen(se->name));
+        out[n][strlen(se->name)] = '=';
+        memcpy(out[n] + strlen(se->name) + 1, sec->data, sec->len);
+        out[n][strlen(se->name) + 1 + sec->len] = '\0';
+        n++;
+    }
+    return 0;
+}
+
+static void
+wipe_strv(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++) {
+        explicit_bzero(v[i], strlen(v[i]));
+        free(v[i]);
+    }
+    free(v);
+}
+
 /* env: room for Meta.env, PROXY_VARS and the NULL; proxy: PROXY_VARS + 1 slots. */
 static void
 fill_spec(kiln_exec_spec *spec, const exec_run *r, const char **args, const char **env,
@@ -354,7 +397,9 @@ run_process(exec_run *r, kiln_op_ctx *ctx, kiln_error **err)
 {
     const Pb__Meta *meta = r->ex->meta;
     cleanup_free const char **args = xcalloc(meta->n_args + 1, sizeof(char *));
-    cleanup_free const char **env = xcalloc(meta->n_env + PROXY_VARS + 1, sizeof(char *));
+    cleanup_free const char **env =
+            xcalloc(meta->n_env + PROXY_VARS + r->ex->n_secretenv + 1, sizeof(char *));
+    char **senv = xcalloc(r->ex->n_secretenv + 1, sizeof(char *));
     cleanup_strv char **proxy = xcalloc(PROXY_VARS + 1, sizeof(char *));
     cleanup_free kiln_exec_host *hosts = xcalloc(meta->n_extrahosts + 1, sizeof(*hosts));
     cleanup_free char *shown = args_string(meta);
@@ -365,9 +410,19 @@ run_process(exec_run *r, kiln_op_ctx *ctx, kiln_error **err)
     int ret;
 
     fill_spec(&spec, r, args, env, proxy, hosts);
-    ret = kiln_exec_cancel_new(&cancel, err);
-    if (ret < 0)
+    ret = secret_env_list(senv, r, err);
+    if (ret == 0) {
+        size_t n = 0;
+        while (env[n])
+            n++;
+        for (size_t i = 0; senv[i]; i++)
+            env[n + i] = senv[i];
+        ret = kiln_exec_cancel_new(&cancel, err);
+    }
+    if (ret < 0) {
+        wipe_strv(senv);
         return ret;
+    }
     pthread_mutex_lock(&cancel_lock);
     kiln_op_ctx_set_data(ctx, cancel);
     pthread_mutex_unlock(&cancel_lock);
@@ -381,6 +436,7 @@ run_process(exec_run *r, kiln_op_ctx *ctx, kiln_error **err)
     kiln_op_ctx_set_data(ctx, NULL);
     pthread_mutex_unlock(&cancel_lock);
     kiln_exec_cancel_free(cancel);
+    wipe_strv(senv);
     if (ret < 0)
         return kiln_error_wrap(err, "process \"%s\"", shown);
     if (!exit_ok(meta, res.exit_code)) {

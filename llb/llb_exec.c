@@ -147,6 +147,29 @@ add_mount(kiln_llb_vertex *v, Pb__ExecOp *e, const exec_mount *em, int64_t *next
     kiln_llb__push(v->b, &e->mounts, &e->n_mounts, pm);
 }
 
+/* As the Go client: with an ssh mount, SSH_AUTH_SOCK (unless the env sets it) is the first ssh
+ * mount's socket path, appended to the env. */
+static void
+ssh_auth_sock(kiln_llb_builder *b, Pb__Meta *meta, const kiln_llb_exec_opts *o)
+{
+    const char *target = NULL;
+    char *var;
+
+    for (size_t i = 0; i < o->n_mounts && !target; i++) {
+        if (o->mounts[i].type == KILN_LLB_MOUNT_SSH && o->mounts[i].dest)
+            target = o->mounts[i].dest;
+    }
+    if (!target)
+        return;
+    for (size_t i = 0; i < meta->n_env; i++) {
+        if (kiln_str_has_prefix(meta->env[i], "SSH_AUTH_SOCK="))
+            return;
+    }
+    var = xasprintf("SSH_AUTH_SOCK=%s", target);
+    kiln_llb__push(b, &meta->env, &meta->n_env, kiln_llb__strdup(b, var));
+    free(var);
+}
+
 static Pb__Meta *
 build_meta(kiln_llb_vertex *v, const kiln_llb_exec_opts *o)
 {
@@ -155,6 +178,7 @@ build_meta(kiln_llb_vertex *v, const kiln_llb_exec_opts *o)
 
     meta->args = kiln_llb__strv(b, o->args, &meta->n_args);
     meta->env = kiln_llb__strv(b, o->env, &meta->n_env);
+    ssh_auth_sock(b, meta, o);
     meta->cwd = kiln_llb__strdup(b, o->cwd ? o->cwd : "/");
     meta->user = kiln_llb__strdup(b, o->user);
     meta->hostname = kiln_llb__strdup(b, o->hostname);

@@ -964,6 +964,12 @@ parse_opt(build_args *a, int c, const char *opt_name, kiln_error **err)
         return 0;
     case OPT_ALLOW:
         return parse_allow(a, optarg, err);
+    case OPT_SECRET:
+        kiln_vec_push(&a->secrets, optarg); /* checked and read by build_secrets_load */
+        return 0;
+    case OPT_SSH:
+        kiln_vec_push(&a->ssh, optarg);
+        return 0;
     case OPT_UNSUPPORTED:
         return kiln_error_set(err, KILN_EUNSUPPORTED, "%s is not supported yet", opt_name);
     default:
