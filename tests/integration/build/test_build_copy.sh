@@ -11,28 +11,8 @@ MKIMG=$2
 
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (the sandbox)"; exit 77; }
 
-T=$(mktemp -d /tmp/kiln-copy-test.XXXXXX)
-cleanup() {
-    rc=$?
-    set +e
-    grep " $T/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do umount -l "$m"; done
-    for _ in $(seq 50); do rm -rf "$T" 2>/dev/null && break; sleep 0.2; done
-    exit $rc
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$T"/*.err; do
-        [ -f "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }
-    done
-    exit 1
-}
-
-export KILN_ROOT=$T/state KILN_NO_AUTO_GC=1
-sh "$MKIMG" "$T/base" >/dev/null
-BASE="oci-layout://$T/base/oci:latest"
-kb() { "$KILN" build --progress plain --build-context "base=$BASE" "$@"; }
+. "$(dirname "$0")/harness.sh"
+harness_start copy
 
 mkdir -p "$T/ctx/src/sub" "$T/ctx/other"
 echo "from context" >"$T/ctx/src/a.txt"

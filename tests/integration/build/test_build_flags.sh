@@ -10,33 +10,11 @@ MKIMG=$2
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (the sandbox)"; exit 77; }
 command -v ssh-agent >/dev/null || { echo "SKIP: ssh-agent missing (scripts/deps.sh installs openssh-client)"; exit 77; }
 
-T=$(mktemp -d /tmp/kiln-flags-test.XXXXXX)
-AGENT_PID=""
-cleanup() {
-    rc=$?
-    set +e
-    [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null
-    grep " $T/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do umount -l "$m"; done
-    for _ in $(seq 50); do rm -rf "$T" 2>/dev/null && break; sleep 0.2; done
-    exit $rc
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$T"/*.err; do
-        [ -f "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }
-    done
-    exit 1
-}
-
-export KILN_ROOT=$T/state KILN_NO_AUTO_GC=1
-sh "$MKIMG" "$T/base" >/dev/null
-BASE="oci-layout://$T/base/oci:latest"
-kb() { "$KILN" build --progress plain --build-context "base=$BASE" "$@"; }
+. "$(dirname "$0")/harness.sh"
+harness_start flags
 
 eval "$(ssh-agent -a "$T/agent.sock")" >/dev/null
-AGENT_PID=$SSH_AGENT_PID
+PIDS="$PIDS $SSH_AGENT_PID"
 
 mkdir -p "$T/ctx/src/a/deep" "$T/ctx/src/b" "$T/ctx/docs"
 echo keep >"$T/ctx/src/keep.txt"

@@ -16,25 +16,8 @@ for tool in git busybox python3; do
 done
 [ -x /usr/lib/git-core/git-daemon ] || { echo "SKIP: git-daemon missing (part of Debian's git package)"; exit 77; }
 
-T=$(mktemp -d /tmp/kiln-remote-test.XXXXXX)
-PIDS=""
-cleanup() {
-    rc=$?
-    set +e
-    for p in $PIDS; do kill "$p" 2>/dev/null; done
-    grep " $T/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do umount -l "$m"; done
-    for _ in $(seq 50); do rm -rf "$T" 2>/dev/null && break; sleep 0.2; done
-    exit $rc
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$T"/*.err; do
-        [ -f "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }
-    done
-    exit 1
-}
+. "$(dirname "$0")/harness.sh"
+harness_start remote
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -46,11 +29,6 @@ wait_port() {
     done
     fail "nothing listens on port $1"
 }
-
-export KILN_ROOT=$T/state KILN_NO_AUTO_GC=1
-sh "$MKIMG" "$T/base" >/dev/null
-BASE="oci-layout://$T/base/oci:latest"
-kb() { "$KILN" build --progress plain --build-context "base=$BASE" "$@"; }
 
 # ---- servers ---------------------------------------------------------------------------------
 export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
