@@ -207,13 +207,13 @@ pull_open_layer(int *fd, const kiln_oci_descriptor *d, void *payload, kiln_error
  * applies each layer as soon as it is there, in order, while the later ones download. */
 #define PULL_THREADS 4
 
-enum { PF_TODO, PF_RUNNING, PF_DONE };
+enum { PF_WAITING, PF_RUNNING, PF_DONE };
 
 typedef struct prefetch {
     image_pull *p;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    unsigned char *state; /* per layer: PF_TODO, PF_RUNNING or PF_DONE */
+    unsigned char *state; /* per layer: PF_WAITING, PF_RUNNING or PF_DONE */
     size_t next;
     kiln_error *err; /* the first failure */
     pthread_t th[PULL_THREADS];
@@ -230,7 +230,7 @@ prefetch_claim(prefetch *f)
     pthread_mutex_lock(&f->lock);
     while (!f->err && f->next < f->p->m.n_layers) {
         size_t k = f->next++;
-        if (f->state[k] == PF_TODO) {
+        if (f->state[k] == PF_WAITING) {
             f->state[k] = PF_RUNNING;
             i = k;
             break;
@@ -266,7 +266,7 @@ prefetch_worker(void *arg)
     return NULL;
 }
 
-/* Start fetching the layers whose state is PF_TODO (f->state filled by the caller). */
+/* Start fetching the layers whose state is PF_WAITING (f->state filled by the caller). */
 static void
 prefetch_start(prefetch *f, image_pull *p, unsigned char *state)
 {
@@ -278,7 +278,7 @@ prefetch_start(prefetch *f, image_pull *p, unsigned char *state)
     pthread_mutex_init(&f->lock, NULL);
     pthread_cond_init(&f->cond, NULL);
     for (size_t i = 0; i < p->m.n_layers; i++)
-        todo += state[i] == PF_TODO;
+        todo += state[i] == PF_WAITING;
     while (f->nth < PULL_THREADS && f->nth < todo &&
            pthread_create(&f->th[f->nth], NULL, prefetch_worker, f) == 0)
         f->nth++;
@@ -312,7 +312,7 @@ prefetch_open_layer(int *fd, const kiln_oci_descriptor *d, void *payload, kiln_e
     size_t i = (size_t)(d - f->p->m.layers);
 
     pthread_mutex_lock(&f->lock);
-    if (f->state[i] == PF_TODO)
+    if (f->state[i] == PF_WAITING)
         f->state[i] = PF_DONE; /* not started: fetched below, by us */
     while (f->state[i] == PF_RUNNING)
         pthread_cond_wait(&f->cond, &f->lock);
@@ -332,7 +332,7 @@ pull_layers(image_pull *p, kiln_error **err)
 }
 
 /* The layers a build must fetch: those above the highest one whose chain is unpacked already
- * (PF_TODO), unless their blob is stored (PF_DONE). */
+ * (PF_WAITING), unless their blob is stored (PF_DONE). */
 static void
 layers_needed(unsigned char *state, const image_pull *p)
 {
@@ -357,8 +357,9 @@ layers_needed(unsigned char *state, const image_pull *p)
         }
     }
     for (size_t i = 0; i < p->m.n_layers; i++)
-        state[i] = i < from || kiln_cache_blob_exists(p->e->cache, p->m.layers[i].digest) ? PF_DONE
-                                                                                          : PF_TODO;
+        state[i] = i < from || kiln_cache_blob_exists(p->e->cache, p->m.layers[i].digest)
+                           ? PF_DONE
+                           : PF_WAITING;
 }
 
 int

@@ -739,10 +739,7 @@ local_exec(kiln_solver_result **out, const engine_op *eop, kiln_error **err)
         local_prev_save(record, (*out)->id, l);
     engine_rw_abort(&w, eop->engine);
     engine_view_close(&prev_view);
-    if (have_prev)
-        local_prev_dispose(&prev);
-    else
-        kiln_map_dispose(&prev.files, free);
+    local_prev_dispose(&prev); /* also when loading it failed: the map is initialised */
     kiln_ctx_list_free(l);
     return ret;
 }
